@@ -1,0 +1,36 @@
+# facerefl — `make help` lists targets. `make test` is exactly what CI runs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ASSETS_STAMP := $(VENV)/.assets
+
+.PHONY: help setup assets test test-all bench demo data train eval eval-small clean
+
+help:  ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(ASSETS_STAMP): $(STAMP) facerefl/assets.py
+	$(VPY) -m facerefl.assets fetch
+	touch $(ASSETS_STAMP)
+
+setup: $(STAMP) $(ASSETS_STAMP)  ## create .venv, install pinned deps, fetch pinned assets (idempotent)
+
+test: setup  ## run the default (offline, CPU) test suite
+	$(VPY) -m pytest -q -m "not slow and not gpu"
+
+test-all: setup  ## run every test, slow ones included
+	$(VPY) -m pytest -q
+
+bench: setup  ## run benchmarks; numbers go to bench/*.json
+	$(VPY) -m facerefl.bench
+
+clean:  ## remove caches (not the venv)
+	rm -rf .pytest_cache outputs multirun

@@ -1,0 +1,1 @@
+"""facerefl.render."""
