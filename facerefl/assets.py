@@ -62,6 +62,15 @@ class Package:
 # Each stage registers its package here once its converter exists (so that `make setup`
 # never references a converter that is not in the tree).
 _REGISTRY: tuple[Package, ...] = (
+    Package(
+        name="hdri",
+        kind="npm",
+        spec="@pmndrs/assets@1.7.0",
+        sha256="152bd218a3390703f184f0c6ce16e73c8f0a87f32d38530d418a09d33d8208dc",
+        converter="facerefl.data.hdri:convert_asset",
+        outputs=("manifest.json", "studio.npy", "studio_256.npy"),
+        license="CC0-1.0",
+    ),
 )
 
 PACKAGES: dict[str, Package] = {p.name: p for p in _REGISTRY}
