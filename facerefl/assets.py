@@ -71,6 +71,15 @@ _REGISTRY: tuple[Package, ...] = (
         outputs=("manifest.json", "studio.npy", "studio_256.npy"),
         license="CC0-1.0",
     ),
+    Package(
+        name="face_mesh",
+        kind="npm",
+        spec="@mediapipe/face_mesh@0.4.1657299874",
+        sha256="c08a7e0742a326285da666cf81d77c8b6f3a181a2ee948cadaf166008e0d3bc7",
+        converter="facerefl.geometry.template:convert_asset",
+        outputs=("canonical_face.npz",),
+        license="Apache-2.0",
+    ),
 )
 
 PACKAGES: dict[str, Package] = {p.name: p for p in _REGISTRY}
