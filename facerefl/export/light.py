@@ -1,0 +1,157 @@
+"""``light.json`` (SH lighting on disk) and light-probe previews.
+
+Lighting is a ``[3, 9]`` tensor of real, orthonormal order-2 spherical-harmonic
+coefficients of the **incident radiance**, linear RGB, expressed in the camera frame
+(+x right, +y up, +z towards the viewer), basis order
+``[Y00, Y1-1, Y10, Y11, Y2-2, Y2-1, Y20, Y21, Y22]`` without Condon-Shortley sign (see
+docs/conventions.md). ``light.json`` stores the 27 numbers color-major (9 red, 9 green,
+9 blue), i.e. ``light.reshape(27)``, together with a description of that convention.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facerefl.errors import InputError
+from facerefl.export.atomic import atomic_write_json
+from facerefl.render.sh import irradiance, sh_eval
+
+LIGHT_FORMAT = "facerefl.sh_light.v1"
+
+SH_BASIS_NAMES = ("Y00", "Y1-1", "Y10", "Y11", "Y2-2", "Y2-1", "Y20", "Y21", "Y22")
+_SH_POLYNOMIALS = (
+    "0.5*sqrt(1/pi)",
+    "sqrt(3/(4pi))*y",
+    "sqrt(3/(4pi))*z",
+    "sqrt(3/(4pi))*x",
+    "0.5*sqrt(15/pi)*x*y",
+    "0.5*sqrt(15/pi)*y*z",
+    "0.25*sqrt(5/pi)*(3z^2-1)",
+    "0.5*sqrt(15/pi)*x*z",
+    "0.25*sqrt(15/pi)*(x^2-y^2)",
+)
+
+
+def _check_light(light: torch.Tensor | np.ndarray) -> np.ndarray:
+    arr = light.detach().to("cpu", torch.float64).numpy() if isinstance(light, torch.Tensor) else np.asarray(light, np.float64)
+    if arr.shape != (3, 9):
+        raise ValueError(f"SH light must have shape [3, 9] (RGB x 9 coefficients), got {tuple(arr.shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("SH light holds NaN or infinite coefficients")
+    return arr
+
+
+def light_document(light: torch.Tensor | np.ndarray) -> dict:
+    """The JSON-ready description of ``light`` (``[3, 9]``) written to ``light.json``."""
+    arr = _check_light(light)
+    return {
+        "format": LIGHT_FORMAT,
+        "coefficients": [float(v) for v in arr.reshape(27)],
+        "layout": "color-major: coefficients[9*c + k] is basis k of color c (c: 0=R, 1=G, 2=B)",
+        "basis_order": list(SH_BASIS_NAMES),
+        "basis_functions": dict(zip(SH_BASIS_NAMES, _SH_POLYNOMIALS)),
+        "normalization": "real orthonormal spherical harmonics on the unit sphere, no Condon-Shortley phase",
+        "quantity": "incident radiance L(w) = sum_k c_k Y_k(w), w the unit direction light arrives from",
+        "color_space": "linear RGB",
+        "frame": "camera frame, OpenGL style: +x right, +y up, +z towards the viewer",
+        "units": "linear image units: an albedo-1 Lambertian surface with normal n reflects "
+        "sum_k A_l c_k Y_k(n) with A = (1, 2/3, 1/4) for bands l = (0, 1, 2)",
+    }
+
+
+def save_light_json(path: str | os.PathLike, light: torch.Tensor | np.ndarray) -> Path:
+    """Write ``light`` (``[3, 9]`` SH incident radiance, linear RGB, camera frame) to JSON atomically."""
+    return atomic_write_json(path, light_document(light))
+
+
+def load_light_json(path: str | os.PathLike) -> torch.Tensor:
+    """Read a ``light.json`` back as a float32 ``[3, 9]`` tensor.
+
+    Raises:
+        InputError: the file is missing, not JSON, of another format, or not 27 numbers.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise InputError(f"light file {path} does not exist") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"light file {path} is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != LIGHT_FORMAT:
+        raise InputError(f"{path} is not a facerefl light file (expected format {LIGHT_FORMAT!r})")
+    coeffs = doc.get("coefficients")
+    if (
+        not isinstance(coeffs, list)
+        or len(coeffs) != 27
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in coeffs)
+    ):
+        raise InputError(f"{path}: 'coefficients' must be a list of 27 finite numbers")
+    return torch.tensor(coeffs, dtype=torch.float32).reshape(3, 9)
+
+
+def _sphere_normals(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normals of a unit sphere seen orthographically along -z: ``[S, S, 3]`` and mask ``[S, S]``."""
+    c = (torch.arange(size, dtype=torch.float64) + 0.5) / size * 2.0 - 1.0
+    y, x = torch.meshgrid(-c, c, indexing="ij")  # row 0 at the top is +y
+    r2 = x * x + y * y
+    mask = r2 <= 1.0
+    z = torch.sqrt((1.0 - r2).clamp_min(0.0))
+    return torch.stack([x, y, z], dim=-1), mask
+
+
+def _as_batch(light: torch.Tensor | np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(_check_light(light))[None]  # [1, 3, 9] float64
+
+
+def diffuse_sphere(light: torch.Tensor | np.ndarray, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """A white (albedo 1) Lambertian sphere under ``light``, seen from +z (orthographic).
+
+    Shows ``irradiance(n) / pi``, the radiance such a surface reflects (no occlusion).
+
+    Returns:
+        ``([3, S, S], [S, S])``: float32 linear RGB (0 outside the disc; may exceed 1)
+        and the boolean disc mask.
+    """
+    n, mask = _sphere_normals(size)
+    rgb = irradiance(_as_batch(light), n[None])[0].permute(2, 0, 1) / math.pi
+    return torch.where(mask, rgb, 0.0).float(), mask
+
+
+def mirror_ball(light: torch.Tensor | np.ndarray, size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """A mirror sphere reflecting the SH radiance, seen from +z (orthographic).
+
+    Each disc pixel shows ``L(r)`` with ``r = 2 (n.v) n - v``, ``v = +z``: the whole sphere
+    of directions, the camera's back (-z) at the rim.
+
+    Returns:
+        ``([3, S, S], [S, S])``: float32 linear RGB radiance (0 outside the disc) and the mask.
+    """
+    n, mask = _sphere_normals(size)
+    view = torch.tensor([0.0, 0.0, 1.0], dtype=n.dtype)
+    r = 2.0 * n[..., 2:3] * n - view
+    rgb = sh_eval(_as_batch(light), r[None])[0].permute(2, 0, 1)
+    return torch.where(mask, rgb, 0.0).float(), mask
+
+
+def light_probe_image(
+    light: torch.Tensor | np.ndarray, size: int = 128, background: float = 0.18
+) -> torch.Tensor:
+    """Side-by-side preview ``[diffuse sphere | mirror ball]`` of ``light``.
+
+    No exposure is applied, so the probe is on the same scale as the rendered face.
+
+    Returns:
+        ``[3, S, 2S]`` float32 **linear** RGB (values may exceed 1; the PNG writer clips),
+        background ``background`` outside the discs.
+    """
+    diffuse, mask = diffuse_sphere(light, size)
+    mirror, _ = mirror_ball(light, size)
+    pair = torch.cat([diffuse, mirror], dim=2)
+    masks = torch.cat([mask, mask], dim=1)
+    return torch.where(masks, pair, background)
