@@ -9,10 +9,13 @@ indices), one metallic-roughness material and three embedded PNG textures:
 * ``KHR_materials_specular.specularColorTexture``: the specular intensity t_r as a grey,
   sRGB-encoded 8-bit image. glTF's dielectric F0 is
   ``min(0.04 * specularColorFactor * specularColorTexture, 1) * specularFactor`` (IOR 1.5),
-  so ``specularColorFactor = f0_per_unit / 0.04`` makes F0 equal ``f0_per_unit * t_r``
-  while the grazing reflectance stays 1 — the Schlick Fresnel term with F0 = t_r that the
-  renderer uses. The extension is listed in ``extensionsUsed`` only (loaders that do not
-  know it still load the asset, with the default 4% specular).
+  so ``specularColorFactor = f0_per_unit / 0.04`` makes F0 equal ``f0_per_unit * t_r``,
+  the renderer's ``F0 = F0_MAX * t_r`` (:mod:`facerefl.render.brdf`), while the grazing
+  reflectance stays 1 (the renderer's f90 is also 1 wherever t_r >= 0.25). The extension
+  is listed in ``extensionsUsed`` only (loaders that do not know it still load the asset,
+  with the default 4% specular).
+* ``roughnessFactor``: the renderer's global perceptual roughness; glTF, like the
+  renderer, squares it to get the GGX width.
 
 Coordinates: glTF is right-handed, +Y up, metres, front facing +Z; pass a mesh from
 :func:`facerefl.export.surface.to_asset_frame`. glTF puts v = 0 at the top of an image,
@@ -34,6 +37,7 @@ import torch
 from facerefl.export.atomic import atomic_write_bytes
 from facerefl.export.images import image_png_bytes
 from facerefl.export.surface import SurfaceMesh, vertex_tangents
+from facerefl.render.brdf import DEFAULT_ROUGHNESS, F0_MAX
 
 GLB_MAGIC = 0x46546C67  # "glTF"
 CHUNK_JSON = 0x4E4F534A  # "JSON"
@@ -53,15 +57,15 @@ class PbrTextures:
         specular: ``[1, H, W]`` specular intensity t_r (Fresnel F0 in units of
             ``f0_per_unit``) in [0, 1].
         normal: ``[3, H, W]`` tangent-space unit normals in [-1, 1].
-        roughness: scalar GGX roughness in [0, 1] (glTF ``roughnessFactor``).
-        f0_per_unit: F0 that a specular value of 1 stands for.
+        roughness: scalar perceptual roughness in [0, 1] (glTF ``roughnessFactor``).
+        f0_per_unit: F0 that a specular value of 1 stands for (the renderer's ``F0_MAX``).
     """
 
     albedo: torch.Tensor
     specular: torch.Tensor
     normal: torch.Tensor
-    roughness: float = 0.5
-    f0_per_unit: float = 1.0
+    roughness: float = DEFAULT_ROUGHNESS
+    f0_per_unit: float = F0_MAX
 
 
 def encode_normal(normal: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import numpy as np
 
 from facerefl.export.atomic import atomic_write_text
 from facerefl.export.surface import SurfaceMesh
+from facerefl.render.brdf import DEFAULT_ROUGHNESS, F0_MAX
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,16 @@ def obj_text(mesh: SurfaceMesh, mtl_name: str, material: str = "face_skin") -> s
 
 
 def mtl_text(
-    textures: MtlTextures, material: str = "face_skin", roughness: float = 0.5, specular_f0: float = 0.04
+    textures: MtlTextures,
+    material: str = "face_skin",
+    roughness: float = DEFAULT_ROUGHNESS,
+    specular_f0: float = F0_MAX,
 ) -> str:
-    """The MTL document: a white-multiplied diffuse/specular material with the three maps."""
+    """The MTL document: diffuse ``Kd 1 * map_Kd`` and specular ``Ks specular_f0 * map_Ks``.
+
+    ``specular_f0`` is the F0 a specular-map value of 1 stands for (the renderer's
+    ``F0 = F0_MAX * t_r``), so ``Ks * map_Ks`` is the normal-incidence reflectance.
+    """
     for name in (textures.albedo, textures.specular, textures.normal):
         if any(c.isspace() for c in name) or os.path.isabs(name):
             raise ValueError(f"texture file names must be relative and without spaces, got {name!r}")
@@ -83,8 +91,8 @@ def write_obj(
     obj_path: str | os.PathLike,
     mesh: SurfaceMesh,
     textures: MtlTextures = MtlTextures(),
-    roughness: float = 0.5,
-    specular_f0: float = 0.04,
+    roughness: float = DEFAULT_ROUGHNESS,
+    specular_f0: float = F0_MAX,
 ) -> tuple[Path, Path]:
     """Write ``obj_path`` and its MTL (same stem, ``.mtl``) atomically; return both paths."""
     obj_path = Path(obj_path)

@@ -60,3 +60,27 @@ def maps_tensors():
     n[2] = 1.0
     normal = n / n.norm(dim=0, keepdim=True)
     return albedo, specular, normal
+
+
+@pytest.fixture
+def scene():
+    """A 10 cm sphere 60 cm in front of a 64x64 camera, as the renderer's Mesh, with uniform maps."""
+    from facerefl.export.maps import ReflectanceMaps
+    from facerefl.export.relight import FaceAppearance
+    from facerefl.render.raster import Camera, Mesh
+
+    s = uv_sphere(n_lat=16, n_lon=32, radius=10.0, centre=(0.0, 0.0, -60.0))
+    mesh = Mesh(torch.from_numpy(s.positions), torch.from_numpy(s.faces.astype(np.int64)),
+                torch.from_numpy(s.uvs), torch.from_numpy(s.normals))
+    camera = Camera(fx=200.0, fy=200.0, cx=32.0, cy=32.0, width=64, height=64)
+    normal = torch.zeros(3, 8, 8)
+    normal[2] = 1.0
+    maps = ReflectanceMaps(torch.full((3, 8, 8), 0.5), torch.full((1, 8, 8), 0.4), normal)
+    return mesh, camera, FaceAppearance(maps, roughness=0.5)
+
+
+def constant_light(value: float = 1.0) -> torch.Tensor:
+    """SH of a constant radiance ``value`` in every direction, ``[3, 9]``."""
+    light = torch.zeros(3, 9)
+    light[:, 0] = value * 2.0 * math.sqrt(math.pi)
+    return light

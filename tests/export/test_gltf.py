@@ -10,6 +10,7 @@ from PIL import Image
 
 from facerefl.export.gltf import PbrTextures, glb_bytes, parse_glb, write_glb
 from facerefl.export.surface import to_asset_frame, vertex_tangents
+from facerefl.render.brdf import F0_MAX
 from facerefl.render.color import linear_to_srgb
 
 _SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
@@ -44,7 +45,8 @@ def test_glb_structure(glb):
     assert doc["accessors"][prim["attributes"]["TANGENT"]]["type"] == "VEC4"
     mat = doc["materials"][0]
     spec = mat["extensions"]["KHR_materials_specular"]
-    assert spec["specularColorFactor"] == pytest.approx([25.0] * 3)  # F0 = 0.04 * 25 * t_r = t_r
+    # F0 = 0.04 * specularColorFactor * t_r must equal the renderer's F0_MAX * t_r
+    assert spec["specularColorFactor"] == pytest.approx([F0_MAX / 0.04] * 3)
     assert "KHR_materials_specular" in doc["extensionsUsed"]
     assert "extensionsRequired" not in doc
     assert mat["pbrMetallicRoughness"]["roughnessFactor"] == pytest.approx(0.4)

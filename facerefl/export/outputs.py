@@ -1,0 +1,236 @@
+"""One call that writes every output of a fit: :func:`write_all`.
+
+Files written into ``out_dir`` (all atomically; see the writer modules for encodings):
+
+* ``photo.png`` — the input photo (sRGB), for the report;
+* reflectance maps — ``albedo.png`` (sRGB 8-bit), ``albedo_linear16.png``, ``albedo.exr``,
+  ``specular.png`` / ``specular_linear16.png`` / ``specular.exr`` (linear),
+  ``normal.png`` / ``normal16.png`` (``(n + 1) / 2``), ``normal.exr`` (raw);
+* lighting — ``light.json`` (27 SH coefficients + convention), ``light_probe.png``;
+* reconstruction — ``reconstruction.png`` (sRGB rendering, alpha = face mask),
+  ``composite.png`` (rendering over the photo), ``side_by_side.png``
+  (photo | composite | 4 x abs difference);
+* relighting — ``relit_<name>.png`` per named environment and ``novel_view_yaw<deg>.png``
+  (sRGB, alpha = face mask);
+* meshes — ``face.glb`` (glTF 2.0, PBR + KHR_materials_specular), ``face.obj`` + ``face.mtl``;
+* optimisation — ``loss.png``, ``metrics.json``;
+* ``report.html`` — everything above on one self-contained page (written last).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from facerefl.export.compose import composite_over_photo, rgba_rendering, side_by_side
+from facerefl.export.gltf import PbrTextures, write_glb
+from facerefl.export.images import save_png
+from facerefl.export.light import light_probe_image, save_light_json
+from facerefl.export.maps import save_reflectance_maps
+from facerefl.export.obj import write_obj
+from facerefl.export.plots import save_loss_plot, save_metrics_json
+from facerefl.export.relight import FaceAppearance, View, match_exposure, render_orbit, render_view
+from facerefl.export.report import Picture, Section, Table, save_report
+from facerefl.export.surface import surface_from_mesh, to_asset_frame
+from facerefl.render.brdf import F0_MAX
+from facerefl.render.raster import Camera, Mesh
+
+_NAME_OK = re.compile(r"[^a-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class FitOutputs:
+    """The result of fitting one photo, as the exporters need it (no batch axis).
+
+    Attributes:
+        photo: ``[3, H, W]`` the input photo, sRGB in [0, 1].
+        rendering: ``[3, H, W]`` the final reconstruction, linear RGB (0 off the face).
+        mask: ``[1, H, W]`` face coverage of the rendering in [0, 1].
+        face: fitted reflectance maps (UV space) + baked visibility and roughness.
+        light: ``[3, 9]`` fitted SH incident radiance, linear RGB, camera frame.
+        mesh: the face mesh in the camera frame (units: cm from the geometry stage).
+        camera: the photo's pinhole camera (``width x height`` = ``W x H``).
+        loss_history: loss per iteration.
+        metrics: named scalar metrics (PSNR, SSIM, ...).
+        timings: named durations in seconds.
+    """
+
+    photo: torch.Tensor
+    rendering: torch.Tensor
+    mask: torch.Tensor
+    face: FaceAppearance
+    light: torch.Tensor
+    mesh: Mesh
+    camera: Camera
+    loss_history: tuple[float, ...] = ()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        h, w = self.camera.height, self.camera.width
+        for name, ch in (("photo", 3), ("rendering", 3), ("mask", 1)):
+            t = getattr(self, name)
+            if tuple(t.shape) != (ch, h, w):
+                raise ValueError(f"{name} must be [{ch}, {h}, {w}] (camera size), got {tuple(t.shape)}")
+        if tuple(self.light.shape) != (3, 9):
+            raise ValueError(f"light must be [3, 9], got {tuple(self.light.shape)}")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How :func:`write_all` renders and encodes.
+
+    Attributes:
+        novel_yaw_degrees: camera orbit for the new-viewpoint render (0 disables it).
+        match_exposure: scale each named environment to the fitted light's mean
+            luminance, so relit renders are exposed like the reconstruction.
+        metres_per_unit: mesh units to metres for ``face.glb`` (geometry works in cm).
+        diff_gain: gain on the absolute difference in ``side_by_side.png``.
+        probe_size: diameter in pixels of each light-probe sphere.
+        exr: also write the float EXR maps.
+        backend: rasterizer backend for relit renders (``"torch"`` or ``"nvdiffrast"``).
+        title: report heading.
+    """
+
+    novel_yaw_degrees: float = 30.0
+    match_exposure: bool = True
+    metres_per_unit: float = 0.01
+    diff_gain: float = 4.0
+    probe_size: int = 128
+    exr: bool = True
+    backend: str = "torch"
+    title: str = "facerefl reconstruction report"
+
+
+def environment_file_name(name: str) -> str:
+    """``relit_<slug>.png`` for an environment called ``name`` (lower case, [a-z0-9_-])."""
+    slug = _NAME_OK.sub("_", name.lower()).strip("_")
+    if not slug:
+        raise ValueError(f"environment name {name!r} has no usable characters for a file name")
+    return f"relit_{slug}.png"
+
+
+def _relit_views(
+    out: FitOutputs, environments: Mapping[str, torch.Tensor], opts: ExportOptions
+) -> list[tuple[str, str, View]]:
+    """``(file name, caption, view)`` for each named environment and the new viewpoint."""
+    views = []
+    seen: dict[str, str] = {}
+    for name, env in environments.items():
+        env = torch.as_tensor(env).reshape(3, 9).to(out.light)
+        fname = environment_file_name(name)
+        if fname in seen:
+            raise ValueError(f"environments {seen[fname]!r} and {name!r} map to the same file {fname}")
+        seen[fname] = name
+        light = match_exposure(env, out.light) if opts.match_exposure else env
+        views.append((fname, f"environment {name!r}", render_view(out.mesh, out.camera, out.face, light, opts.backend)))
+    if opts.novel_yaw_degrees:
+        deg = opts.novel_yaw_degrees
+        fname = f"novel_view_yaw{deg:+g}.png".replace("+", "p").replace("-", "m")
+        view = render_orbit(out.mesh, out.camera, out.face, out.light, deg, opts.backend)
+        views.append((fname, f"camera orbited {deg:g} degrees about the head, fitted light", view))
+    return views
+
+
+def _fmt_rows(values: Mapping[str, float]) -> tuple[tuple[str, float | None], ...]:
+    return tuple((k, float(v) if math.isfinite(float(v)) else None) for k, v in values.items())
+
+
+def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str, View]],
+                     opts: ExportOptions) -> list[Section]:
+    def pic(name: str, title: str, caption: str = "", width: int = 0) -> Picture:
+        return Picture(title, (out_dir / name).read_bytes(), caption, width)
+
+    light_rows = tuple(
+        (f"{'RGB'[c]}", *[float(v) for v in out.light[c].tolist()]) for c in range(3)
+    )
+    sections = [
+        Section("Input", pictures=(pic("photo.png", "photo", "sRGB"),)),
+        Section(
+            "Reconstruction",
+            text=f"Rendering composited over the photo; the difference image shows {opts.diff_gain:g} x |photo - composite|.",
+            pictures=(
+                pic("composite.png", "composite", "rendering inside the face mask, photo outside"),
+                pic("side_by_side.png", "photo | reconstruction | difference"),
+            ),
+        ),
+        Section(
+            "Reflectance maps (UV space)",
+            pictures=(
+                pic("albedo.png", "albedo", "sRGB-encoded", 256),
+                pic("specular.png", "specular t_r", f"linear; F0 = {F0_MAX:g} x t_r", 256),
+                pic("normal.png", "normal", "tangent space, (n + 1) / 2", 256),
+            ),
+        ),
+        Section(
+            "Lighting",
+            text="Order-2 SH incident radiance, linear RGB, camera frame (+x right, +y up, +z towards the viewer). "
+            "Probe: a white Lambertian sphere and a mirror ball, no exposure adjustment.",
+            pictures=(pic("light_probe.png", "light probe", "diffuse sphere | mirror ball"),),
+            tables=(Table(("", "Y00", "Y1-1", "Y10", "Y11", "Y2-2", "Y2-1", "Y20", "Y21", "Y22"), light_rows),),
+        ),
+    ]
+    if relit:
+        note = "Environments scaled to the fitted light's mean luminance." if opts.match_exposure else ""
+        sections.append(Section("Relighting and new viewpoint", text=note,
+                                pictures=tuple(pic(f, f.removesuffix(".png"), c) for f, c, _ in relit)))
+    if out.loss_history:
+        sections.append(Section("Optimisation", pictures=(pic("loss.png", "loss against iteration"),)))
+    sections.append(Section("Metrics", tables=(Table(("metric", "value"), _fmt_rows(out.metrics)),)))
+    sections.append(Section("Timings", tables=(Table(("stage", "seconds"), _fmt_rows(out.timings)),)))
+    return sections
+
+
+def write_all(
+    out: FitOutputs,
+    out_dir: str | Path,
+    environments: Mapping[str, torch.Tensor] | None = None,
+    options: ExportOptions = ExportOptions(),
+) -> list[Path]:
+    """Write every output listed in the module docstring into the existing ``out_dir``.
+
+    Args:
+        out: the fit result.
+        out_dir: an existing folder (see :func:`facerefl.export.atomic.prepare_output_dir`).
+        environments: named SH lights ``{name: [3, 9]}`` (camera frame, linear RGB) for
+            the relit renders, e.g. from the data stage's HDR table.
+        options: rendering and encoding choices.
+
+    Returns:
+        The paths written, in order (``report.html`` last).
+    """
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    written.append(save_png(out_dir / "photo.png", out.photo))
+    written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
+    written.append(save_light_json(out_dir / "light.json", out.light))
+    written.append(save_png(out_dir / "light_probe.png", light_probe_image(out.light, options.probe_size), srgb_encode=True))
+
+    composite = composite_over_photo(out.rendering, out.photo, out.mask)
+    written.append(save_png(out_dir / "reconstruction.png", rgba_rendering(out.rendering, out.mask)))
+    written.append(save_png(out_dir / "composite.png", composite))
+    written.append(save_png(out_dir / "side_by_side.png", side_by_side(out.photo, composite, options.diff_gain)))
+
+    relit = _relit_views(out, environments or {}, options)
+    for fname, _, view in relit:
+        written.append(save_png(out_dir / fname, rgba_rendering(view.rgb, view.mask)))
+
+    maps = out.face.maps
+    surface = to_asset_frame(surface_from_mesh(out.mesh), options.metres_per_unit)
+    textures = PbrTextures(maps.albedo, maps.specular, maps.normal, out.face.roughness, F0_MAX)
+    written.append(write_glb(out_dir / "face.glb", surface, textures))
+    written += write_obj(out_dir / "face.obj", surface, roughness=out.face.roughness, specular_f0=F0_MAX)
+
+    if out.loss_history:
+        written.append(save_loss_plot(out_dir / "loss.png", out.loss_history))
+    written.append(save_metrics_json(out_dir / "metrics.json", out.metrics, out.timings, out.loss_history))
+
+    sections = _report_sections(out_dir, out, relit, options)
+    names = [p.name for p in written] + ["report.html"]
+    written.append(save_report(out_dir / "report.html", options.title, sections, names))
+    return written

@@ -1,0 +1,155 @@
+"""Relit renders: the fitted face under other SH environments and from a new viewpoint.
+
+Rendering uses the project's renderer (:func:`facerefl.render.raster.rasterize` and
+:func:`facerefl.render.shading.shade_gbuffer`), so a relit image is exactly what the
+fitting loop would render with the same maps.
+
+A new viewpoint is made by orbiting the camera around the head: equivalently, in the
+camera frame, the mesh is rotated about its centre by ``R`` and, so that the environment
+stays fixed to the world rather than to the camera, the lighting and the baked visibility
+SH (both camera-frame) are rotated by the same ``R``. Tangent-space maps (normal, bent
+normal) do not change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from facerefl.export.maps import ReflectanceMaps
+from facerefl.render.brdf import DEFAULT_ROUGHNESS
+from facerefl.render.raster import Camera, Mesh, rasterize
+from facerefl.render.sh import sh_rotate
+from facerefl.render.shading import shade_gbuffer
+
+_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance weights of linear RGB
+
+
+@dataclass(frozen=True)
+class FaceAppearance:
+    """Everything needed to render the fitted face (UV maps NCHW without the batch axis).
+
+    Attributes:
+        maps: the fitted albedo, specular and tangent-space normal maps.
+        vis_sh: ``[9, Ht, Wt]`` baked visibility SH in the camera frame, or None.
+        bent_normal: ``[3, Ht, Wt]`` baked tangent-space bent normals, or None.
+        roughness: global perceptual roughness in [0, 1].
+    """
+
+    maps: ReflectanceMaps
+    vis_sh: torch.Tensor | None = None
+    bent_normal: torch.Tensor | None = None
+    roughness: float = DEFAULT_ROUGHNESS
+
+    def __post_init__(self) -> None:
+        for name, ch in (("vis_sh", 9), ("bent_normal", 3)):
+            t = getattr(self, name)
+            if t is not None and (t.ndim != 3 or t.shape[0] != ch):
+                raise ValueError(f"{name} must be [{ch}, Ht, Wt], got {tuple(t.shape)}")
+        if self.bent_normal is not None and self.vis_sh is None:
+            raise ValueError("bent_normal is only used together with vis_sh; pass both or neither")
+        if not 0.0 <= self.roughness <= 1.0:
+            raise ValueError(f"roughness must be in [0, 1], got {self.roughness}")
+
+
+@dataclass(frozen=True)
+class View:
+    """One rendered image.
+
+    Attributes:
+        rgb: ``[3, H, W]`` linear RGB radiance, 0 outside the face.
+        mask: ``[1, H, W]`` coverage in {0, 1}.
+    """
+
+    rgb: torch.Tensor
+    mask: torch.Tensor
+
+
+def yaw_rotation(degrees: float, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``[3, 3]`` rotation by ``degrees`` about the camera frame's +y (up) axis.
+
+    Positive angles turn +z (towards the viewer) towards +x (image right), i.e. the head
+    turns to its left as seen in the image: the camera orbits to the subject's right.
+    """
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    return torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=dtype, device=device)
+
+
+def mesh_centre(mesh: Mesh) -> torch.Tensor:
+    """Centre of the mesh's axis-aligned bounding box, ``[3]`` camera frame."""
+    v = mesh.vertices.detach()
+    return 0.5 * (v.amin(dim=0) + v.amax(dim=0))
+
+
+def rotate_mesh(mesh: Mesh, rot: torch.Tensor, centre: torch.Tensor) -> Mesh:
+    """Rotate ``mesh`` by ``rot`` (``[3, 3]``) about ``centre`` (``[3]``); normals follow."""
+    rot = rot.to(mesh.vertices)
+    centre = centre.to(mesh.vertices)
+    verts = (mesh.vertices - centre) @ rot.T + centre
+    normals = None if mesh.normals is None else mesh.normals @ rot.T
+    return Mesh(verts, mesh.faces, mesh.uvs, normals)
+
+
+def rotate_sh_map(vis_sh: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate a ``[9, Ht, Wt]`` SH map (camera frame) by ``rot`` ``[3, 3]``."""
+    return sh_rotate(vis_sh.permute(1, 2, 0), rot.to(vis_sh)).permute(2, 0, 1)
+
+
+def match_exposure(light: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Scale ``light`` (``[3, 9]``) so its mean radiance luminance equals ``reference``'s.
+
+    The mean radiance over the sphere is ``c_00 · Y00``, so the ratio of the band-0
+    luminances is the scale. A light whose band-0 luminance is not positive is returned
+    unchanged.
+    """
+    w = torch.tensor(_LUMA, dtype=light.dtype, device=light.device)
+    mine = (w * light[:, 0]).sum()
+    target = (w * reference.to(light)[:, 0]).sum()
+    if float(mine) <= 0.0:
+        return light
+    return light * (target / mine)
+
+
+def render_view(
+    mesh: Mesh, camera: Camera, face: FaceAppearance, light: torch.Tensor, backend: str = "torch"
+) -> View:
+    """Rasterize and shade the face under ``light`` (``[3, 9]`` SH, camera frame)."""
+    if light.shape != (3, 9):
+        raise ValueError(f"light must be [3, 9], got {tuple(light.shape)}")
+    gbuf = rasterize(mesh.with_normals(), camera, backend=backend)
+    batch = lambda t: None if t is None else t.detach()[None]  # noqa: E731 - local adapter
+    maps = face.maps
+    out = shade_gbuffer(
+        gbuf,
+        batch(maps.albedo),
+        batch(maps.specular),
+        light.detach()[None].to(maps.albedo),
+        normal=batch(maps.normal),
+        vis_sh=batch(face.vis_sh),
+        bent_normal=batch(face.bent_normal),
+        roughness=face.roughness,
+    )
+    return View(out.rgb[0].permute(2, 0, 1), gbuf.mask[0].permute(2, 0, 1))
+
+
+def render_orbit(
+    mesh: Mesh,
+    camera: Camera,
+    face: FaceAppearance,
+    light: torch.Tensor,
+    yaw_degrees: float,
+    backend: str = "torch",
+) -> View:
+    """The face seen from a camera orbited by ``yaw_degrees`` about the head centre.
+
+    The lighting and visibility SH turn with the head (module docstring), so the scene's
+    environment stays where it was.
+    """
+    rot = yaw_rotation(yaw_degrees, dtype=mesh.vertices.dtype, device=mesh.vertices.device)
+    turned = rotate_mesh(mesh.with_normals(), rot, mesh_centre(mesh))
+    vis = None if face.vis_sh is None else rotate_sh_map(face.vis_sh.detach(), rot)
+    turned_face = FaceAppearance(face.maps, vis, face.bent_normal, face.roughness)
+    return render_view(turned, camera, turned_face, sh_rotate(light.detach(), rot.to(light)), backend=backend)

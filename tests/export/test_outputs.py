@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from facerefl.assets import is_ready
+from facerefl.export.images import read_png
+from facerefl.export.light import load_light_json
+from facerefl.export.maps import ReflectanceMaps
+from facerefl.export.outputs import ExportOptions, FitOutputs, environment_file_name, write_all
+from facerefl.export.relight import FaceAppearance, render_view
+from facerefl.render.raster import Camera, Mesh
+
+from .conftest import constant_light
+
+
+def _fit_outputs(mesh: Mesh, camera: Camera, face: FaceAppearance) -> FitOutputs:
+    light = constant_light(0.8)
+    light[:, 2] = 0.3
+    view = render_view(mesh, camera, face, light)
+    g = torch.Generator().manual_seed(7)
+    photo = (torch.rand(3, camera.height, camera.width, generator=g) * 0.2 + 0.4)
+    return FitOutputs(
+        photo=photo, rendering=view.rgb, mask=view.mask, face=face, light=light, mesh=mesh, camera=camera,
+        loss_history=(0.5, 0.2, 0.1, 0.08), metrics={"psnr": 25.0, "ssim": float("nan")},
+        timings={"fit_s": 1.5},
+    )
+
+
+def _environments():
+    warm = constant_light(1.0)
+    warm[0, 0] *= 1.5
+    side = constant_light(0.5)
+    side[:, 3] = 0.8
+    return {"Warm Studio": warm, "side-light": side}
+
+
+def _check_output_folder(out_dir, written):
+    names = sorted(p.name for p in written)
+    assert names == sorted(p.name for p in out_dir.iterdir())  # nothing else, no temp files
+    assert len(names) == len(set(names))
+    expected = {
+        "photo.png", "albedo.png", "albedo_linear16.png", "albedo.exr", "specular.png",
+        "specular_linear16.png", "specular.exr", "normal.png", "normal16.png", "normal.exr",
+        "light.json", "light_probe.png", "reconstruction.png", "composite.png", "side_by_side.png",
+        "relit_warm_studio.png", "relit_side-light.png", "novel_view_yawp30.png",
+        "face.glb", "face.obj", "face.mtl", "loss.png", "metrics.json", "report.html",
+    }
+    assert set(names) == expected
+    assert written[-1].name == "report.html"
+    html = (out_dir / "report.html").read_text(encoding="utf-8")
+    assert not re.search(r"https?:", html, re.IGNORECASE)
+    srcs = re.findall(r'src="([^"]*)"', html)
+    assert len(srcs) == 11 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "relit_warm_studio" in html and ">25<" in html
+
+
+def test_write_all_on_sphere(tmp_path, scene):
+    mesh, camera, face = scene
+    out = _fit_outputs(mesh, camera, face)
+    written = write_all(out, tmp_path, _environments())
+    _check_output_folder(tmp_path, written)
+    assert torch.equal(load_light_json(tmp_path / "light.json"), out.light)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["metrics"] == {"psnr": 25.0, "ssim": None}
+    recon = read_png(tmp_path / "reconstruction.png")
+    assert recon.shape == (4, 64, 64)
+    assert np.array_equal(recon[3] > 127, out.mask[0].numpy() > 0.5)  # alpha = face mask
+    relit = read_png(tmp_path / "relit_side-light.png")
+    assert relit.shape == (4, 64, 64) and relit[0][relit[3] > 0].std() > 1  # shaded, not flat
+    sbs = read_png(tmp_path / "side_by_side.png")
+    assert sbs.shape == (3, 64, 3 * 64 + 8)
+    # glb in metres: the 10 cm radius sphere spans 0.2 m
+    geom = next(iter(trimesh.load(tmp_path / "face.glb").geometry.values()))
+    assert np.allclose(geom.extents, 0.2, atol=2e-3)
+    assert np.allclose(geom.bounds.mean(axis=0), 0.0, atol=1e-6)
+
+
+def test_write_all_without_extras(tmp_path, scene):
+    mesh, camera, face = scene
+    out = _fit_outputs(mesh, camera, face)
+    out = FitOutputs(out.photo, out.rendering, out.mask, out.face, out.light, out.mesh, out.camera)
+    written = write_all(out, tmp_path, options=ExportOptions(novel_yaw_degrees=0.0, exr=False))
+    names = {p.name for p in written}
+    assert "loss.png" not in names and "albedo.exr" not in names
+    assert not any(n.startswith(("relit_", "novel_")) for n in names)
+    assert (tmp_path / "report.html").exists()
+
+
+def test_fit_outputs_and_names_validate(scene):
+    mesh, camera, face = scene
+    out = _fit_outputs(mesh, camera, face)
+    with pytest.raises(ValueError, match="photo"):
+        FitOutputs(out.photo[:, :10], out.rendering, out.mask, face, out.light, mesh, camera)
+    with pytest.raises(ValueError, match="light"):
+        FitOutputs(out.photo, out.rendering, out.mask, face, torch.zeros(27), mesh, camera)
+    assert environment_file_name("Studio #2 (HDR)") == "relit_studio_2_hdr.png"
+    with pytest.raises(ValueError, match="usable"):
+        environment_file_name("***")
+
+
+def test_write_all_rejects_colliding_environment_names(tmp_path, scene):
+    mesh, camera, face = scene
+    out = _fit_outputs(mesh, camera, face)
+    with pytest.raises(ValueError, match="same file"):
+        write_all(out, tmp_path, {"a b": constant_light(), "A_B": constant_light()})
+
+
+@pytest.mark.skipif(not is_ready("face_mesh"), reason="face template asset missing; run `make setup`")
+def test_write_all_on_face_template(tmp_path):
+    from facerefl.geometry.template import load_template
+
+    t = load_template()
+    # template frame (cm, +x image right, +y up, +z out of the face) placed 50 cm in front
+    mesh = Mesh(t.vertices + torch.tensor([0.0, 0.0, -50.0]), t.faces, t.uvs)
+    camera = Camera(fx=500.0, fy=500.0, cx=64.0, cy=64.0, width=128, height=128)
+    g = torch.Generator().manual_seed(2)
+    n = torch.randn(3, 64, 64, generator=g) * 0.1
+    n[2] = 1.0
+    maps = ReflectanceMaps(torch.rand(3, 64, 64, generator=g) * 0.5 + 0.2,
+                           torch.rand(1, 64, 64, generator=g) * 0.5, n / n.norm(dim=0, keepdim=True))
+    out = _fit_outputs(mesh, camera, FaceAppearance(maps))
+    assert float(out.mask.mean()) > 0.2  # the face covers the image
+    written = write_all(out, tmp_path, _environments())
+    _check_output_folder(tmp_path, written)
+    scene = trimesh.load(tmp_path / "face.glb")
+    geom = next(iter(scene.geometry.values()))
+    assert geom.vertices.shape == (468, 3) and geom.faces.shape == (898, 3)
+    assert 0.1 < float(geom.extents[1]) < 0.3  # a face is 10-30 cm tall, in metres
+    assert geom.visual.material.baseColorTexture.size == (64, 64)
+    obj = trimesh.load(tmp_path / "face.obj", process=False)
+    assert obj.vertices.shape == (468, 3) and obj.visual.material.image.size == (64, 64)
