@@ -17,6 +17,7 @@ map) and the SH ground truth describe the same light.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -199,3 +200,36 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def environment_radiance(light: LightSample, dirs: torch.Tensor, small: bool = True,
+                         bilinear: bool = False) -> torch.Tensor:
+    """Radiance ``[..., 3]`` of the augmented HDR map of ``light`` towards unit ``dirs [..., 3]``.
+
+    Lookup in the cached equirect map (``small``: the 256 x 128 copy; nearest texel, or
+    bilinear), with the sample's rotation and gain applied; camera frame, linear RGB,
+    float64.
+    """
+    from facerefl.data.hdri import direction_to_pixel
+
+    env = cached_map(light.name, small)
+    back = dirs.double() @ torch.as_tensor(light.rotation)  # rotation^T d, row vectors
+    gain = torch.as_tensor(light.gain)
+    if not bilinear:
+        row, col = direction_to_pixel(back, env.shape[0], env.shape[1])
+        return env[row, col].double() * gain
+    theta = torch.acos(back[..., 1].clamp(-1.0, 1.0))
+    phi = torch.atan2(back[..., 0], -back[..., 2])
+    grid = torch.stack([phi / torch.pi, theta / torch.pi * 2 - 1], dim=-1).float()
+    flat = grid.reshape(1, 1, -1, 2)
+    out = torch.nn.functional.grid_sample(env.permute(2, 0, 1)[None], flat, mode="bilinear",
+                                          padding_mode="border", align_corners=False)
+    return out[0, :, 0].T.reshape(*dirs.shape[:-1], 3).double() * gain
+
+
+@functools.lru_cache(maxsize=40)
+def cached_map(name: str, small: bool) -> torch.Tensor:
+    """Cached HDR map ``name`` as a float32 ``[H, W, 3]`` tensor (memoised; do not mutate)."""
+    from facerefl.data.hdri import load_map
+
+    return torch.from_numpy(load_map(name, small=small))
