@@ -2,7 +2,7 @@
 
 Files written into ``out_dir`` (all atomically; see the writer modules for encodings):
 
-* ``photo.png`` — the input photo (sRGB), for the report;
+* inputs — ``photo.png`` (sRGB) and, when given, ``texture.png`` (unwrapped T, alpha = skin mask);
 * reflectance maps — ``albedo.png`` (sRGB 8-bit), ``albedo_linear16.png``, ``albedo.exr``,
   ``specular.png`` / ``specular_linear16.png`` / ``specular.exr`` (linear),
   ``normal.png`` / ``normal16.png`` (``(n + 1) / 2``), ``normal.exr`` (raw);
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from facerefl.errors import InputError
 from facerefl.export.compose import composite_over_photo, rgba_rendering, side_by_side
 from facerefl.export.gltf import PbrTextures, write_glb
 from facerefl.export.images import save_png
@@ -58,6 +59,8 @@ class FitOutputs:
         loss_history: loss per iteration.
         metrics: named scalar metrics (PSNR, SSIM, ...).
         timings: named durations in seconds.
+        texture: ``[4, Ht, Wt]`` the unwrapped photo texture T (sRGB RGB + skin mask in
+            {0, 1}), or None; written as ``texture.png`` with the mask as alpha.
     """
 
     photo: torch.Tensor
@@ -70,6 +73,7 @@ class FitOutputs:
     loss_history: tuple[float, ...] = ()
     metrics: Mapping[str, float] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
+    texture: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         h, w = self.camera.height, self.camera.width
@@ -79,6 +83,8 @@ class FitOutputs:
                 raise ValueError(f"{name} must be [{ch}, {h}, {w}] (camera size), got {tuple(t.shape)}")
         if tuple(self.light.shape) != (3, 9):
             raise ValueError(f"light must be [3, 9], got {tuple(self.light.shape)}")
+        if self.texture is not None and (self.texture.ndim != 3 or self.texture.shape[0] != 4):
+            raise ValueError(f"texture must be [4, Ht, Wt] (sRGB + skin mask), got {tuple(self.texture.shape)}")
 
 
 @dataclass(frozen=True)
@@ -115,18 +121,30 @@ def environment_file_name(name: str) -> str:
     return f"relit_{slug}.png"
 
 
-def _relit_views(
-    out: FitOutputs, environments: Mapping[str, torch.Tensor], opts: ExportOptions
-) -> list[tuple[str, str, View]]:
-    """``(file name, caption, view)`` for each named environment and the new viewpoint."""
-    views = []
+def _named_environments(
+    environments: Mapping[str, torch.Tensor], like: torch.Tensor
+) -> list[tuple[str, str, torch.Tensor]]:
+    """Validate the named lights: ``(file name, name, [3, 9] light)`` each, before any write."""
+    checked = []
     seen: dict[str, str] = {}
     for name, env in environments.items():
-        env = torch.as_tensor(env).reshape(3, 9).to(out.light)
+        env = torch.as_tensor(env)
+        if env.numel() != 27:
+            raise ValueError(f"environment {name!r} must be a [3, 9] SH light (27 numbers), got shape {tuple(env.shape)}")
         fname = environment_file_name(name)
         if fname in seen:
             raise ValueError(f"environments {seen[fname]!r} and {name!r} map to the same file {fname}")
         seen[fname] = name
+        checked.append((fname, name, env.reshape(3, 9).to(like)))
+    return checked
+
+
+def _relit_views(
+    out: FitOutputs, environments: list[tuple[str, str, torch.Tensor]], opts: ExportOptions
+) -> list[tuple[str, str, View]]:
+    """``(file name, caption, view)`` for each named environment and the new viewpoint."""
+    views = []
+    for fname, name, env in environments:
         light = match_exposure(env, out.light) if opts.match_exposure else env
         views.append((fname, f"environment {name!r}", render_view(out.mesh, out.camera, out.face, light, opts.backend)))
     if opts.novel_yaw_degrees:
@@ -149,8 +167,11 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
     light_rows = tuple(
         (f"{'RGB'[c]}", *[float(v) for v in out.light[c].tolist()]) for c in range(3)
     )
+    inputs = [pic("photo.png", "photo", "sRGB")]
+    if out.texture is not None:
+        inputs.append(pic("texture.png", "unwrapped texture T", "sRGB, UV space; transparent outside the skin mask", 256))
     sections = [
-        Section("Input", pictures=(pic("photo.png", "photo", "sRGB"),)),
+        Section("Input", pictures=tuple(inputs)),
         Section(
             "Reconstruction",
             text=f"Rendering composited over the photo; the difference image shows {opts.diff_gain:g} x |photo - composite|.",
@@ -203,10 +224,19 @@ def write_all(
 
     Returns:
         The paths written, in order (``report.html`` last).
+
+    Raises:
+        InputError: ``out_dir`` does not exist.
+        ValueError: an environment is not 27 numbers, or two names give the same file.
     """
     out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise InputError(f"output folder {out_dir} does not exist; create it with prepare_output_dir() first")
+    named = _named_environments(environments or {}, out.light)
     written: list[Path] = []
     written.append(save_png(out_dir / "photo.png", out.photo))
+    if out.texture is not None:
+        written.append(save_png(out_dir / "texture.png", out.texture))
     written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
     written.append(save_light_json(out_dir / "light.json", out.light))
     written.append(save_png(out_dir / "light_probe.png", light_probe_image(out.light, options.probe_size), srgb_encode=True))
@@ -216,7 +246,7 @@ def write_all(
     written.append(save_png(out_dir / "composite.png", composite))
     written.append(save_png(out_dir / "side_by_side.png", side_by_side(out.photo, composite, options.diff_gain)))
 
-    relit = _relit_views(out, environments or {}, options)
+    relit = _relit_views(out, named, options)
     for fname, _, view in relit:
         written.append(save_png(out_dir / fname, rgba_rendering(view.rgb, view.mask)))
 

@@ -9,6 +9,7 @@ import torch
 import trimesh
 
 from facerefl.assets import is_ready
+from facerefl.errors import InputError
 from facerefl.export.images import read_png
 from facerefl.export.light import load_light_json
 from facerefl.export.maps import ReflectanceMaps
@@ -84,9 +85,12 @@ def test_write_all_on_sphere(tmp_path, scene):
 def test_write_all_without_extras(tmp_path, scene):
     mesh, camera, face = scene
     out = _fit_outputs(mesh, camera, face)
-    out = FitOutputs(out.photo, out.rendering, out.mask, out.face, out.light, out.mesh, out.camera)
+    texture = torch.cat([torch.rand(3, 16, 16), (torch.rand(1, 16, 16) > 0.5).float()])
+    out = FitOutputs(out.photo, out.rendering, out.mask, out.face, out.light, out.mesh, out.camera, texture=texture)
     written = write_all(out, tmp_path, options=ExportOptions(novel_yaw_degrees=0.0, exr=False))
     names = {p.name for p in written}
+    assert "texture.png" in names
+    assert np.array_equal(read_png(tmp_path / "texture.png")[3] > 0, texture[3].numpy() > 0.5)
     assert "loss.png" not in names and "albedo.exr" not in names
     assert not any(n.startswith(("relit_", "novel_")) for n in names)
     assert (tmp_path / "report.html").exists()
@@ -99,6 +103,8 @@ def test_fit_outputs_and_names_validate(scene):
         FitOutputs(out.photo[:, :10], out.rendering, out.mask, face, out.light, mesh, camera)
     with pytest.raises(ValueError, match="light"):
         FitOutputs(out.photo, out.rendering, out.mask, face, torch.zeros(27), mesh, camera)
+    with pytest.raises(ValueError, match="texture"):
+        FitOutputs(out.photo, out.rendering, out.mask, face, out.light, mesh, camera, texture=torch.zeros(3, 8, 8))
     assert environment_file_name("Studio #2 (HDR)") == "relit_studio_2_hdr.png"
     with pytest.raises(ValueError, match="usable"):
         environment_file_name("***")
@@ -109,6 +115,11 @@ def test_write_all_rejects_colliding_environment_names(tmp_path, scene):
     out = _fit_outputs(mesh, camera, face)
     with pytest.raises(ValueError, match="same file"):
         write_all(out, tmp_path, {"a b": constant_light(), "A_B": constant_light()})
+    with pytest.raises(ValueError, match="'short'.*27 numbers"):
+        write_all(out, tmp_path, {"short": torch.zeros(3, 4)})
+    with pytest.raises(InputError, match="prepare_output_dir"):
+        write_all(out, tmp_path / "missing")
+    assert list(tmp_path.iterdir()) == []  # bad arguments are caught before any write
 
 
 @pytest.mark.skipif(not is_ready("face_mesh"), reason="face template asset missing; run `make setup`")
