@@ -146,3 +146,26 @@ def test_write_all_on_face_template(tmp_path):
     assert geom.visual.material.baseColorTexture.size == (64, 64)
     obj = trimesh.load(tmp_path / "face.obj", process=False)
     assert obj.vertices.shape == (468, 3) and obj.visual.material.image.size == (64, 64)
+
+
+@pytest.mark.gpu
+def test_write_all_takes_cuda_tensors(tmp_path, scene):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    mesh, camera, face = scene
+    cpu = _fit_outputs(mesh, camera, face)
+    dev = "cuda"
+    maps = face.maps
+    gpu_face = FaceAppearance(ReflectanceMaps(maps.albedo.to(dev), maps.specular.to(dev), maps.normal.to(dev)),
+                              roughness=face.roughness)
+    gpu = FitOutputs(cpu.photo.to(dev), cpu.rendering.to(dev), cpu.mask.to(dev), gpu_face, cpu.light.to(dev),
+                     mesh.to(dev), camera, cpu.loss_history, cpu.metrics, cpu.timings)
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "gpu").mkdir()
+    write_all(cpu, tmp_path / "cpu", _environments())
+    written = write_all(gpu, tmp_path / "gpu", _environments())
+    assert {p.name for p in written} == {p.name for p in (tmp_path / "cpu").iterdir()}
+    for name in ("composite.png", "relit_side-light.png", "novel_view_yawp30.png", "albedo_linear16.png"):
+        a, b = read_png(tmp_path / "cpu" / name), read_png(tmp_path / "gpu" / name)
+        tol = 2 if a.dtype == np.uint8 else 300
+        assert np.mean(np.abs(a.astype(int) - b.astype(int)) > tol) < 0.01, name
