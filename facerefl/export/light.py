@@ -39,7 +39,9 @@ _SH_POLYNOMIALS = (
 
 
 def _check_light(light: torch.Tensor | np.ndarray) -> np.ndarray:
-    arr = light.detach().to("cpu", torch.float64).numpy() if isinstance(light, torch.Tensor) else np.asarray(light, np.float64)
+    if isinstance(light, torch.Tensor):
+        light = light.detach().to("cpu", torch.float64).numpy()
+    arr = np.asarray(light, np.float64)
     if arr.shape != (3, 9):
         raise ValueError(f"SH light must have shape [3, 9] (RGB x 9 coefficients), got {tuple(arr.shape)}")
     if not np.all(np.isfinite(arr)):

@@ -130,7 +130,9 @@ def _named_environments(
     for name, env in environments.items():
         env = torch.as_tensor(env)
         if env.numel() != 27:
-            raise ValueError(f"environment {name!r} must be a [3, 9] SH light (27 numbers), got shape {tuple(env.shape)}")
+            raise ValueError(
+                f"environment {name!r} must be a [3, 9] SH light (27 numbers), got shape {tuple(env.shape)}"
+            )
         fname = environment_file_name(name)
         if fname in seen:
             raise ValueError(f"environments {seen[fname]!r} and {name!r} map to the same file {fname}")
@@ -146,7 +148,8 @@ def _relit_views(
     views = []
     for fname, name, env in environments:
         light = match_exposure(env, out.light) if opts.match_exposure else env
-        views.append((fname, f"environment {name!r}", render_view(out.mesh, out.camera, out.face, light, opts.backend)))
+        view = render_view(out.mesh, out.camera, out.face, light, opts.backend)
+        views.append((fname, f"environment {name!r}", view))
     if opts.novel_yaw_degrees:
         deg = opts.novel_yaw_degrees
         fname = f"novel_view_yaw{deg:+g}.png".replace("+", "p").replace("-", "m")
@@ -169,12 +172,14 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
     )
     inputs = [pic("photo.png", "photo", "sRGB")]
     if out.texture is not None:
-        inputs.append(pic("texture.png", "unwrapped texture T", "sRGB, UV space; transparent outside the skin mask", 256))
+        caption = "sRGB, UV space; transparent outside the skin mask"
+        inputs.append(pic("texture.png", "unwrapped texture T", caption, 256))
     sections = [
         Section("Input", pictures=tuple(inputs)),
         Section(
             "Reconstruction",
-            text=f"Rendering composited over the photo; the difference image shows {opts.diff_gain:g} x |photo - composite|.",
+            text="Rendering composited over the photo; the difference image shows "
+            f"{opts.diff_gain:g} x |photo - composite|.",
             pictures=(
                 pic("composite.png", "composite", "rendering inside the face mask, photo outside"),
                 pic("side_by_side.png", "photo | reconstruction | difference"),
@@ -190,7 +195,8 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
         ),
         Section(
             "Lighting",
-            text="Order-2 SH incident radiance, linear RGB, camera frame (+x right, +y up, +z towards the viewer). "
+            text="Order-2 SH incident radiance, linear RGB, camera frame "
+            "(+x right, +y up, +z towards the viewer). "
             "Probe: a white Lambertian sphere and a mirror ball, no exposure adjustment.",
             pictures=(pic("light_probe.png", "light probe", "diffuse sphere | mirror ball"),),
             tables=(Table(("", "Y00", "Y1-1", "Y10", "Y11", "Y2-2", "Y2-1", "Y20", "Y21", "Y22"), light_rows),),
@@ -239,7 +245,8 @@ def write_all(
         written.append(save_png(out_dir / "texture.png", out.texture))
     written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
     written.append(save_light_json(out_dir / "light.json", out.light))
-    written.append(save_png(out_dir / "light_probe.png", light_probe_image(out.light, options.probe_size), srgb_encode=True))
+    probe = light_probe_image(out.light, options.probe_size)
+    written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))
 
     composite = composite_over_photo(out.rendering, out.photo, out.mask)
     written.append(save_png(out_dir / "reconstruction.png", rgba_rendering(out.rendering, out.mask)))

@@ -113,23 +113,33 @@ def match_exposure(light: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return light * (target / mine)
 
 
+def _batched(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``[C, H, W]`` map -> detached ``[1, C, H, W]`` (None stays None)."""
+    return None if t is None else t.detach()[None]
+
+
 def render_view(
     mesh: Mesh, camera: Camera, face: FaceAppearance, light: torch.Tensor, backend: str = "torch"
 ) -> View:
-    """Rasterize and shade the face under ``light`` (``[3, 9]`` SH, camera frame)."""
+    """Rasterize and shade the face under ``light`` (``[3, 9]`` SH, camera frame).
+
+    Device and dtype follow ``mesh`` and the maps (they must agree).
+
+    Returns:
+        :class:`View` of size ``camera.height x camera.width``.
+    """
     if light.shape != (3, 9):
         raise ValueError(f"light must be [3, 9], got {tuple(light.shape)}")
     gbuf = rasterize(mesh.with_normals(), camera, backend=backend)
-    batch = lambda t: None if t is None else t.detach()[None]  # noqa: E731 - local adapter
     maps = face.maps
     out = shade_gbuffer(
         gbuf,
-        batch(maps.albedo),
-        batch(maps.specular),
+        _batched(maps.albedo),
+        _batched(maps.specular),
         light.detach()[None].to(maps.albedo),
-        normal=batch(maps.normal),
-        vis_sh=batch(face.vis_sh),
-        bent_normal=batch(face.bent_normal),
+        normal=_batched(maps.normal),
+        vis_sh=_batched(face.vis_sh),
+        bent_normal=_batched(face.bent_normal),
         roughness=face.roughness,
     )
     return View(out.rgb[0].permute(2, 0, 1), gbuf.mask[0].permute(2, 0, 1))

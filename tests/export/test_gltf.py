@@ -76,7 +76,8 @@ def test_glb_tangents_and_uv_flip(glb):
 
 
 def test_tangents_flip_handedness_for_mirrored_uvs(sphere):
-    mirrored = type(sphere)(sphere.positions, sphere.faces, np.stack([1 - sphere.uvs[:, 0], sphere.uvs[:, 1]], 1), sphere.normals)
+    flipped_u = np.stack([1 - sphere.uvs[:, 0], sphere.uvs[:, 1]], 1)
+    mirrored = type(sphere)(sphere.positions, sphere.faces, flipped_u, sphere.normals)
     assert (vertex_tangents(mirrored)[:, 3] == -1.0).mean() > 0.9
 
 

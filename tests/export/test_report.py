@@ -14,7 +14,9 @@ def test_report_is_self_contained(tmp_path):
     png = image_png_bytes(torch.rand(3, 8, 8))
     sections = [
         Section("Maps", text="a <b>bold</b> claim", pictures=(Picture("albedo", png, "sRGB"),)),
-        Section("Metrics", tables=(Table(("name", "value"), (("psnr", 31.25), ("nan", float("nan")), ("none", None))),)),
+        Section("Metrics", tables=(
+            Table(("name", "value"), (("psnr", 31.25), ("nan", float("nan")), ("none", None))),
+        )),
     ]
     path = save_report(tmp_path / "report.html", "facerefl <run>", sections, files=["albedo.png"])
     text = path.read_text(encoding="utf-8")
