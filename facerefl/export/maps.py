@@ -27,13 +27,16 @@ from facerefl.export.images import save_exr, save_png
 
 
 @dataclass(frozen=True)
-class ReflectanceMaps:
-    """UV-space reflectance of one face (textures NCHW without the batch axis).
+class FaceMaps:
+    """UV-space reflectance of one face (textures CHW, no batch axis; sizes may differ).
+
+    The unbatched counterpart of :class:`facerefl.models.networks.ReflectanceMaps`; take
+    one face out of a batch with :meth:`from_batch`.
 
     Attributes:
-        albedo: ``[3, H, W]`` linear RGB in [0, 1].
-        specular: ``[1, H, W]`` specular intensity t_r in [0, 1].
-        normal: ``[3, H, W]`` tangent-space unit normals (x along T, y along B, z along N).
+        albedo: ``[3, Ha, Wa]`` linear RGB in [0, 1].
+        specular: ``[1, Hs, Ws]`` specular intensity t_r in [0, 1].
+        normal: ``[3, Hn, Wn]`` tangent-space unit normals (x along T, y along B, z along N).
     """
 
     albedo: torch.Tensor
@@ -47,8 +50,14 @@ class ReflectanceMaps:
                 shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                 raise ValueError(f"{name} must be a [{ch}, H, W] tensor, got {shape}")
 
+    @classmethod
+    def from_batch(cls, maps, index: int = 0) -> "FaceMaps":
+        """Face ``index`` of batched maps (any object with ``[B, C, H, W]`` ``albedo``,
+        ``specular`` and ``normal`` tensors), detached."""
+        return cls(*(getattr(maps, k)[index].detach() for k in ("albedo", "specular", "normal")))
 
-def save_reflectance_maps(out_dir: Path, maps: ReflectanceMaps, exr: bool = True) -> list[Path]:
+
+def save_reflectance_maps(out_dir: Path, maps: FaceMaps, exr: bool = True) -> list[Path]:
     """Write the maps listed in the module docstring into ``out_dir``; return the paths."""
     out_dir = Path(out_dir)
     normal01 = encode_normal(maps.normal)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facerefl.export.maps import ReflectanceMaps
+from facerefl.export.maps import FaceMaps
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.raster import Camera, Mesh, rasterize
 from facerefl.render.sh import sh_rotate
@@ -38,7 +38,7 @@ class FaceAppearance:
         roughness: global perceptual roughness in [0, 1].
     """
 
-    maps: ReflectanceMaps
+    maps: FaceMaps
     vis_sh: torch.Tensor | None = None
     bent_normal: torch.Tensor | None = None
     roughness: float = DEFAULT_ROUGHNESS

@@ -12,7 +12,7 @@ from facerefl.assets import is_ready
 from facerefl.errors import InputError
 from facerefl.export.images import read_png
 from facerefl.export.light import load_light_json
-from facerefl.export.maps import ReflectanceMaps
+from facerefl.export.maps import FaceMaps
 from facerefl.export.outputs import ExportOptions, FitOutputs, environment_file_name, write_all
 from facerefl.export.relight import FaceAppearance, render_view
 from facerefl.render.raster import Camera, Mesh
@@ -133,7 +133,7 @@ def test_write_all_on_face_template(tmp_path):
     g = torch.Generator().manual_seed(2)
     n = torch.randn(3, 64, 64, generator=g) * 0.1
     n[2] = 1.0
-    maps = ReflectanceMaps(torch.rand(3, 64, 64, generator=g) * 0.5 + 0.2,
+    maps = FaceMaps(torch.rand(3, 64, 64, generator=g) * 0.5 + 0.2,
                            torch.rand(1, 64, 64, generator=g) * 0.5, n / n.norm(dim=0, keepdim=True))
     out = _fit_outputs(mesh, camera, FaceAppearance(maps))
     assert float(out.mask.mean()) > 0.2  # the face covers the image
@@ -156,7 +156,7 @@ def test_write_all_takes_cuda_tensors(tmp_path, scene):
     cpu = _fit_outputs(mesh, camera, face)
     dev = "cuda"
     maps = face.maps
-    gpu_face = FaceAppearance(ReflectanceMaps(maps.albedo.to(dev), maps.specular.to(dev), maps.normal.to(dev)),
+    gpu_face = FaceAppearance(FaceMaps(maps.albedo.to(dev), maps.specular.to(dev), maps.normal.to(dev)),
                               roughness=face.roughness)
     gpu = FitOutputs(cpu.photo.to(dev), cpu.rendering.to(dev), cpu.mask.to(dev), gpu_face, cpu.light.to(dev),
                      mesh.to(dev), camera, cpu.loss_history, cpu.metrics, cpu.timings)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerefl.export.maps import ReflectanceMaps
+from facerefl.export.maps import FaceMaps
 from facerefl.export.relight import (
     FaceAppearance,
     match_exposure,
@@ -30,7 +30,7 @@ def test_white_furnace_through_the_export_renderer(scene):
     mesh, camera, _ = scene
     normal = torch.zeros(3, 4, 4)
     normal[2] = 1.0
-    white = FaceAppearance(ReflectanceMaps(torch.ones(3, 4, 4), torch.zeros(1, 4, 4), normal))
+    white = FaceAppearance(FaceMaps(torch.ones(3, 4, 4), torch.zeros(1, 4, 4), normal))
     view = render_view(mesh, camera, white, constant_light(1.0))
     inside = view.mask[0] > 0.5
     assert view.rgb.shape == (3, 64, 64) and 2000 < int(inside.sum()) < 4096
@@ -49,7 +49,7 @@ def _colours_at(view, points, camera):
 def test_orbit_keeps_diffuse_colour_of_each_surface_point(scene):
     """Orbiting the camera under a world-fixed light: a point's diffuse colour must not change."""
     mesh, camera, face = scene
-    diffuse_only = FaceAppearance(ReflectanceMaps(face.maps.albedo, torch.zeros(1, 8, 8), face.maps.normal))
+    diffuse_only = FaceAppearance(FaceMaps(face.maps.albedo, torch.zeros(1, 8, 8), face.maps.normal))
     light = constant_light(0.5)
     light[:, 3] = 0.6  # brighter from +x
     light[:, 1] = -0.3  # darker from above
