@@ -28,6 +28,8 @@ __all__ = [
     "BAND_OF",
     "COSINE_BAND_WEIGHTS",
     "sh_basis",
+    "sh_monomials",
+    "sh_polynomial",
     "project_to_sh",
     "sphere_quadrature",
     "expand_bands",
@@ -62,6 +64,47 @@ def _check_last(name: str, t: Tensor, size: int) -> None:
         raise ValueError(f"{name} must have shape [..., {size}], got {tuple(t.shape)}")
 
 
+def sh_monomials(dirs: Tensor) -> Tensor:
+    """Degree-1 and degree-2 monomials of directions, the inputs of :func:`sh_polynomial`.
+
+    Args:
+        dirs: ``[..., 3]`` vectors (x, y, z).
+
+    Returns:
+        ``[..., 12]``: ``(x, y, z)`` then the flattened outer product
+        ``(xx, xy, xz, yx, yy, yz, zx, zy, zz)``.
+    """
+    _check_last("dirs", dirs, 3)
+    outer = (dirs.unsqueeze(-1) * dirs.unsqueeze(-2)).flatten(-2)
+    return torch.cat([dirs, outer], dim=-1)
+
+
+@functools.lru_cache(maxsize=1)
+def _poly_np() -> tuple[np.ndarray, np.ndarray]:
+    w = np.zeros((12, SH_COUNT))
+    b = np.zeros(SH_COUNT)
+    x, y, z, xx, xy, xz, yy, yz, zz = 0, 1, 2, 3, 4, 5, 7, 8, 11
+    b[0] = _C0
+    w[y, 1] = w[z, 2] = w[x, 3] = _C1
+    w[xy, 4] = w[yz, 5] = w[xz, 7] = _C2
+    w[zz, 6], b[6] = 3.0 * _C20, -_C20
+    w[xx, 8], w[yy, 8] = _C22, -_C22
+    return w, b
+
+
+def sh_polynomial(dtype: torch.dtype = torch.float32, device=None) -> tuple[Tensor, Tensor]:
+    """The SH basis as a polynomial: ``Y(d) = sh_monomials(d) @ W + b``.
+
+    Lets callers fold any linear map of the basis into ``W`` and ``b`` (e.g. lighting
+    coefficients, giving radiance with one matmul and no explicit basis).
+
+    Returns:
+        ``W [12, 9]`` and ``b [9]``.
+    """
+    w, b = _poly_np()
+    return (torch.as_tensor(w, dtype=dtype, device=device), torch.as_tensor(b, dtype=dtype, device=device))
+
+
 def sh_basis(dirs: Tensor) -> Tensor:
     """Evaluate the 9 real SH basis functions at unit directions.
 
@@ -74,22 +117,8 @@ def sh_basis(dirs: Tensor) -> Tensor:
     >>> round(sh_basis(torch.tensor([0.0, 0.0, 1.0]))[2].item(), 5)  # Y10 at +z
     0.4886
     """
-    _check_last("dirs", dirs, 3)
-    x, y, z = dirs.unbind(-1)
-    return torch.stack(
-        [
-            torch.full_like(x, _C0),
-            _C1 * y,
-            _C1 * z,
-            _C1 * x,
-            _C2 * x * y,
-            _C2 * y * z,
-            _C20 * (3.0 * z * z - 1.0),
-            _C2 * x * z,
-            _C22 * (x * x - y * y),
-        ],
-        dim=-1,
-    )
+    w, b = sh_polynomial(dirs.dtype, dirs.device)
+    return torch.addmm(b, sh_monomials(dirs).reshape(-1, 12), w).reshape(*dirs.shape[:-1], SH_COUNT)
 
 
 def project_to_sh(dirs: Tensor, values: Tensor, weights: Tensor) -> Tensor:
