@@ -110,8 +110,14 @@ class _BinBuilder:
         return len(self.accessors) - 1
 
 
-def glb_bytes(mesh: SurfaceMesh, textures: PbrTextures, name: str = "face") -> bytes:
-    """Encode ``mesh`` (asset frame, metres) with ``textures`` as a glTF 2.0 binary."""
+def glb_bytes(
+    mesh: SurfaceMesh, textures: PbrTextures, name: str = "face", extras: dict | None = None
+) -> bytes:
+    """Encode ``mesh`` (asset frame, metres) with ``textures`` as a glTF 2.0 binary.
+
+    ``extras`` (JSON-serialisable) is stored on the node, e.g. where the asset sat in the
+    camera frame.
+    """
     if not 0.0 <= textures.roughness <= 1.0:
         raise ValueError(f"roughness must be in [0, 1], got {textures.roughness}")
     if not textures.f0_per_unit > 0:
@@ -155,7 +161,7 @@ def glb_bytes(mesh: SurfaceMesh, textures: PbrTextures, name: str = "face") -> b
         "extensionsUsed": ["KHR_materials_specular"],
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": name}],
+        "nodes": [{"mesh": 0, "name": name, **({"extras": extras} if extras else {})}],
         "meshes": [{"name": name, "primitives": [
             {"attributes": attributes, "indices": indices, "material": 0, "mode": 4}
         ]}],
@@ -202,7 +208,8 @@ def parse_glb(data: bytes) -> tuple[dict, bytes]:
 
 
 def write_glb(
-    path: str | os.PathLike, mesh: SurfaceMesh, textures: PbrTextures, name: str = "face"
+    path: str | os.PathLike, mesh: SurfaceMesh, textures: PbrTextures, name: str = "face",
+    extras: dict | None = None,
 ) -> Path:
     """Write the textured mesh to ``path`` (``.glb``) atomically; see :func:`glb_bytes`."""
-    return atomic_write_bytes(path, glb_bytes(mesh, textures, name=name))
+    return atomic_write_bytes(path, glb_bytes(mesh, textures, name=name, extras=extras))

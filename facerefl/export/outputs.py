@@ -37,7 +37,7 @@ from facerefl.export.obj import write_obj
 from facerefl.export.plots import save_loss_plot, save_metrics_json
 from facerefl.export.relight import FaceAppearance, View, match_exposure, render_orbit, render_view
 from facerefl.export.report import Picture, Section, Table, save_report
-from facerefl.export.surface import surface_from_mesh, to_asset_frame
+from facerefl.export.surface import head_centre, surface_from_mesh, to_asset_frame
 from facerefl.render.brdf import F0_MAX
 from facerefl.render.raster import Camera, Mesh
 
@@ -258,9 +258,15 @@ def write_all(
         written.append(save_png(out_dir / fname, rgba_rendering(view.rgb, view.mask)))
 
     maps = out.face.maps
-    surface = to_asset_frame(surface_from_mesh(out.mesh), options.metres_per_unit)
+    camera_surface = surface_from_mesh(out.mesh)
+    surface = to_asset_frame(camera_surface, options.metres_per_unit)
     textures = PbrTextures(maps.albedo, maps.specular, maps.normal, out.face.roughness, F0_MAX)
-    written.append(write_glb(out_dir / "face.glb", surface, textures))
+    centre_m = head_centre(camera_surface.positions) * options.metres_per_unit
+    placement = {
+        "camera_frame_centre_m": [float(v) for v in centre_m],
+        "note": "add camera_frame_centre_m to the positions to put the face back in the photo's camera frame",
+    }
+    written.append(write_glb(out_dir / "face.glb", surface, textures, extras=placement))
     written += write_obj(out_dir / "face.obj", surface, roughness=out.face.roughness, specular_f0=F0_MAX)
 
     if out.loss_history:

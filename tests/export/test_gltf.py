@@ -73,6 +73,9 @@ def test_glb_tangents_and_uv_flip(glb):
     # sphere: u grows eastwards, so on the +z side the tangent points +x, handedness +1
     front = np.argmax(mesh.normals[:, 2])
     assert tan[front, 0] > 0.99 and tan[front, 3] == 1.0
+    # a glTF loader's bitangent w * cross(N, T) points up (+y), along dP/dv: green-up maps
+    bitangent = tan[front, 3] * np.cross(mesh.normals[front], tan[front, :3])
+    assert bitangent[1] > 0.99
 
 
 def test_tangents_flip_handedness_for_mirrored_uvs(sphere):

@@ -10,6 +10,7 @@ import trimesh
 
 from facerefl.assets import is_ready
 from facerefl.errors import InputError
+from facerefl.export.gltf import parse_glb
 from facerefl.export.images import read_png
 from facerefl.export.light import load_light_json
 from facerefl.export.maps import FaceMaps
@@ -80,6 +81,8 @@ def test_write_all_on_sphere(tmp_path, scene):
     geom = next(iter(trimesh.load(tmp_path / "face.glb").geometry.values()))
     assert np.allclose(geom.extents, 0.2, atol=2e-3)
     assert np.allclose(geom.bounds.mean(axis=0), 0.0, atol=1e-6)
+    doc, _ = parse_glb((tmp_path / "face.glb").read_bytes())
+    assert doc["nodes"][0]["extras"]["camera_frame_centre_m"] == pytest.approx([0.0, 0.0, -0.6], abs=1e-5)
 
 
 def test_write_all_without_extras(tmp_path, scene):
