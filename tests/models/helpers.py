@@ -71,7 +71,9 @@ def compose_train(tmp_path, overrides: list[str] = (), real_data: bool = False):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    base = [f"hydra.searchpath=[file://{TEST_CONF}]", "~logger", "callbacks=none"]
+    base = [f"hydra.searchpath=[file://{TEST_CONF}]", "callbacks=none"]
+    if not any(o.startswith("logger=") for o in overrides):
+        base.append("~logger")
     if not real_data:
         base.append("data=random")
     GlobalHydra.instance().clear()

@@ -1,0 +1,43 @@
+"""LightningModule training the SH light regressor (section 5.2)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from facerefl.models.components.light import SHRegressor
+from facerefl.models.metrics import light_psnr
+from facerefl.models.optim import build_optimizer
+
+
+class LightRegressorModule(pl.LightningModule):
+    """MSE on the 27 SH coefficients of ``batch.light`` ``[B, 3, 9]`` (linear radiance)."""
+
+    def __init__(self, net: SHRegressor, optimizer: Callable, scheduler: Callable | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net"])
+        self.net = net
+
+    def forward(self, texture: torch.Tensor) -> torch.Tensor:
+        return self.net(texture)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = F.mse_loss(self.net(batch.texture), batch.light)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.batch_size)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        pred = self.net(batch.texture)
+        bs = batch.batch_size
+        self.log("val/loss", F.mse_loss(pred, batch.light), prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log("val/psnr", light_psnr(pred, batch.light).mean(), batch_size=bs, sync_dist=True)
+
+    def configure_optimizers(self):
+        return build_optimizer(self.hparams.optimizer, self.hparams.scheduler, self.net.parameters())
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """Weights in :class:`~facerefl.models.components.light.SHRegressor` layout."""
+        return dict(self.net.state_dict())

@@ -1,0 +1,82 @@
+"""``train(cfg)``: build datamodule, LightningModule, callbacks, loggers and trainer from a
+composed Hydra config (``conf/train.yaml``), fit, export the weights, return the metrics.
+
+Entry point: ``python train.py experiment=<name> [overrides]`` (the root script is thin).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig
+
+from facerefl.assets import AssetMissingError
+from facerefl.errors import InputError
+from facerefl.models.serialization import save_state_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` built and measured.
+
+    metrics: last logged scalar metrics (``train/*``, ``val/*``) as floats.
+    export_path: where the trained weights were written (None when not exported).
+    """
+
+    metrics: dict[str, float]
+    model: pl.LightningModule
+    trainer: pl.Trainer
+    datamodule: pl.LightningDataModule
+    export_path: Path | None
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets user errors (bad paths, missing assets) through
+    unwrapped, so entry points can report them in one line."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, (InputError, AssetMissingError)):
+            raise e.__cause__ from None
+        raise
+
+
+def instantiate_group(cfg: DictConfig | None) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group (``None`` → [])."""
+    if not cfg:
+        return []
+    if not isinstance(cfg, DictConfig):
+        raise InputError(f"expected a config group mapping, got {type(cfg).__name__}")
+    return [build(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Fit the configured model; export its weights to ``cfg.export_path`` (rank 0)."""
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule: pl.LightningDataModule = build(cfg.data)
+    model: pl.LightningModule = build(cfg.model)
+    trainer: pl.Trainer = build(
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        logger=instantiate_group(cfg.get("logger")) or False,
+    )
+    if cfg.get("train", True):
+        log.info("training %s (%s preset)", cfg.get("run_name"), cfg.get("preset"))
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    export = cfg.get("export_path")
+    out = Path(export) if export else None
+    if out is not None and trainer.is_global_zero:
+        save_state_atomic(model.export_state(), out)
+        log.info("exported weights to %s", out)
+    return TrainResult(metrics, model, trainer, datamodule, out)
