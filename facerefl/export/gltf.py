@@ -16,6 +16,7 @@ indices), one metallic-roughness material and three embedded PNG textures:
   with the default 4% specular).
 * ``roughnessFactor``: the renderer's global perceptual roughness; glTF, like the
   renderer, squares it to get the GGX width.
+* ``occlusionTexture`` (optional): the baked ambient occlusion, linear 8-bit grey.
 
 Coordinates: glTF is right-handed, +Y up, metres, front facing +Z; pass a mesh from
 :func:`facerefl.export.surface.to_asset_frame`. glTF puts v = 0 at the top of an image,
@@ -59,6 +60,7 @@ class PbrTextures:
         normal: ``[3, H, W]`` tangent-space unit normals in [-1, 1].
         roughness: scalar perceptual roughness in [0, 1] (glTF ``roughnessFactor``).
         f0_per_unit: F0 that a specular value of 1 stands for (the renderer's ``F0_MAX``).
+        occlusion: ``[1, H, W]`` ambient occlusion in [0, 1] (1 = unoccluded), or None.
     """
 
     albedo: torch.Tensor
@@ -66,6 +68,7 @@ class PbrTextures:
     normal: torch.Tensor
     roughness: float = DEFAULT_ROUGHNESS
     f0_per_unit: float = F0_MAX
+    occlusion: torch.Tensor | None = None
 
 
 def encode_normal(normal: torch.Tensor) -> torch.Tensor:
@@ -138,6 +141,8 @@ def glb_bytes(
         image_png_bytes(encode_normal(textures.normal)),
         image_png_bytes(textures.specular.detach().float().expand(3, -1, -1), srgb_encode=True),
     ]
+    if textures.occlusion is not None:
+        pngs.append(image_png_bytes(textures.occlusion.detach().float().expand(3, -1, -1)))
     images = [{"bufferView": b.view(png), "mimeType": "image/png"} for png in pngs]
     scale = textures.f0_per_unit / DIELECTRIC_F0
     material = {
@@ -148,6 +153,7 @@ def glb_bytes(
             "roughnessFactor": float(textures.roughness),
         },
         "normalTexture": {"index": 1, "texCoord": 0, "scale": 1.0},
+        **({"occlusionTexture": {"index": 3, "texCoord": 0, "strength": 1.0}} if len(pngs) > 3 else {}),
         "extensions": {
             "KHR_materials_specular": {
                 "specularFactor": 1.0,

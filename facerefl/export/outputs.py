@@ -5,7 +5,8 @@ Files written into ``out_dir`` (all atomically; see the writer modules for encod
 * inputs — ``photo.png`` (sRGB) and, when given, ``texture.png`` (unwrapped T, alpha = skin mask);
 * reflectance maps — ``albedo.png`` (sRGB 8-bit), ``albedo_linear16.png``, ``albedo.exr``,
   ``specular.png`` / ``specular_linear16.png`` / ``specular.exr`` (linear),
-  ``normal.png`` / ``normal16.png`` (``(n + 1) / 2``), ``normal.exr`` (raw);
+  ``normal.png`` / ``normal16.png`` (``(n + 1) / 2``), ``normal.exr`` (raw), and when the
+  baked occlusion is given ``ao.png`` (linear 8-bit);
 * lighting — ``light.json`` (27 SH coefficients + convention), ``light_probe.png``;
 * reconstruction — ``reconstruction.png`` (sRGB rendering, alpha = face mask),
   ``composite.png`` (rendering over the photo), ``side_by_side.png``
@@ -191,6 +192,7 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
                 pic("albedo.png", "albedo", "sRGB-encoded", 256),
                 pic("specular.png", "specular t_r", f"linear; F0 = {F0_MAX:g} x t_r", 256),
                 pic("normal.png", "normal", "tangent space, (n + 1) / 2", 256),
+                *([pic("ao.png", "ambient occlusion", "baked, linear", 256)] if out.face.ao is not None else []),
             ),
         ),
         Section(
@@ -244,6 +246,8 @@ def write_all(
     if out.texture is not None:
         written.append(save_png(out_dir / "texture.png", out.texture))
     written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
+    if out.face.ao is not None:
+        written.append(save_png(out_dir / "ao.png", out.face.ao))
     written.append(save_light_json(out_dir / "light.json", out.light))
     probe = light_probe_image(out.light, options.probe_size)
     written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))
@@ -260,7 +264,7 @@ def write_all(
     maps = out.face.maps
     camera_surface = surface_from_mesh(out.mesh)
     surface = to_asset_frame(camera_surface, options.metres_per_unit)
-    textures = PbrTextures(maps.albedo, maps.specular, maps.normal, out.face.roughness, F0_MAX)
+    textures = PbrTextures(maps.albedo, maps.specular, maps.normal, out.face.roughness, F0_MAX, out.face.ao)
     centre_m = head_centre(camera_surface.positions) * options.metres_per_unit
     placement = {
         "camera_frame_centre_m": [float(v) for v in centre_m],

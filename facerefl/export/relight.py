@@ -14,7 +14,7 @@ normal) do not change.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -36,15 +36,19 @@ class FaceAppearance:
         vis_sh: ``[9, Ht, Wt]`` baked visibility SH in the camera frame, or None.
         bent_normal: ``[3, Ht, Wt]`` baked tangent-space bent normals, or None.
         roughness: global perceptual roughness in [0, 1].
+        ao: ``[1, Ht, Wt]`` baked ambient occlusion in [0, 1], or None; not used for
+            rendering (``vis_sh`` already shadows), only exported (``ao.png``, glTF
+            ``occlusionTexture``).
     """
 
     maps: FaceMaps
     vis_sh: torch.Tensor | None = None
     bent_normal: torch.Tensor | None = None
     roughness: float = DEFAULT_ROUGHNESS
+    ao: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        for name, ch in (("vis_sh", 9), ("bent_normal", 3)):
+        for name, ch in (("vis_sh", 9), ("bent_normal", 3), ("ao", 1)):
             t = getattr(self, name)
             if t is not None and (t.ndim != 3 or t.shape[0] != ch):
                 raise ValueError(f"{name} must be [{ch}, Ht, Wt], got {tuple(t.shape)}")
@@ -161,5 +165,5 @@ def render_orbit(
     rot = yaw_rotation(yaw_degrees, dtype=mesh.vertices.dtype, device=mesh.vertices.device)
     turned = rotate_mesh(mesh.with_normals(), rot, mesh_centre(mesh))
     vis = None if face.vis_sh is None else rotate_sh_map(face.vis_sh.detach(), rot)
-    turned_face = FaceAppearance(face.maps, vis, face.bent_normal, face.roughness)
+    turned_face = replace(face, vis_sh=vis)
     return render_view(turned, camera, turned_face, sh_rotate(light.detach(), rot.to(light)), backend=backend)

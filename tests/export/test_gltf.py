@@ -102,6 +102,19 @@ def test_glb_loads_in_trimesh_with_textures(glb):
     assert mat.metallicFactor == 0.0
 
 
+def test_glb_occlusion_texture_is_optional(sphere, maps_tensors):
+    albedo, specular, normal = maps_tensors
+    doc, _ = parse_glb(glb_bytes(sphere, PbrTextures(albedo, specular, normal)))
+    assert "occlusionTexture" not in doc["materials"][0] and len(doc["images"]) == 3
+    ao = torch.linspace(0, 1, 32 * 48).reshape(1, 32, 48)
+    data = glb_bytes(sphere, PbrTextures(albedo, specular, normal, occlusion=ao))
+    doc, _ = parse_glb(data)
+    assert doc["materials"][0]["occlusionTexture"]["index"] == 3 and len(doc["images"]) == 4
+    mat = next(iter(trimesh.load(io.BytesIO(data), file_type="glb").geometry.values())).visual.material
+    occ = np.asarray(mat.occlusionTexture.convert("RGB"))[..., 0] / 255.0
+    assert np.abs(occ - ao[0].numpy()).max() <= 0.5 / 255 + 1e-6  # linear, not sRGB
+
+
 def test_glb_rejects_bad_material(sphere, maps_tensors):
     albedo, specular, normal = maps_tensors
     with pytest.raises(ValueError, match="roughness"):

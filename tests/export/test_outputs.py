@@ -89,10 +89,13 @@ def test_write_all_without_extras(tmp_path, scene):
     mesh, camera, face = scene
     out = _fit_outputs(mesh, camera, face)
     texture = torch.cat([torch.rand(3, 16, 16), (torch.rand(1, 16, 16) > 0.5).float()])
-    out = FitOutputs(out.photo, out.rendering, out.mask, out.face, out.light, out.mesh, out.camera, texture=texture)
+    face_ao = FaceAppearance(face.maps, ao=torch.rand(1, 8, 8))
+    out = FitOutputs(out.photo, out.rendering, out.mask, face_ao, out.light, out.mesh, out.camera, texture=texture)
     written = write_all(out, tmp_path, options=ExportOptions(novel_yaw_degrees=0.0, exr=False))
     names = {p.name for p in written}
-    assert "texture.png" in names
+    assert "texture.png" in names and "ao.png" in names
+    doc, _ = parse_glb((tmp_path / "face.glb").read_bytes())
+    assert "occlusionTexture" in doc["materials"][0]
     assert np.array_equal(read_png(tmp_path / "texture.png")[3] > 0, texture[3].numpy() > 0.5)
     assert "loss.png" not in names and "albedo.exr" not in names
     assert not any(n.startswith(("relit_", "novel_")) for n in names)
