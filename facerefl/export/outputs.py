@@ -51,12 +51,13 @@ class FitOutputs:
 
     Attributes:
         photo: ``[3, H, W]`` the input photo, sRGB in [0, 1].
-        rendering: ``[3, H, W]`` the final reconstruction, linear RGB (0 off the face).
-        mask: ``[1, H, W]`` face coverage of the rendering in [0, 1].
-        face: fitted reflectance maps (UV space) + baked visibility and roughness.
+        face: fitted reflectance maps (UV space) + baked visibility, roughness, AO.
         light: ``[3, 9]`` fitted SH incident radiance, linear RGB, camera frame.
         mesh: the face mesh in the camera frame (units: cm from the geometry stage).
         camera: the photo's pinhole camera (``width x height`` = ``W x H``).
+        rendering: ``[3, H, W]`` the final reconstruction, linear RGB (0 off the face),
+            or None to render it here from ``face``, ``light``, ``mesh`` and ``camera``.
+        mask: ``[1, H, W]`` coverage of ``rendering`` in [0, 1]; given with ``rendering``.
         loss_history: loss per iteration.
         metrics: named scalar metrics (PSNR, SSIM, ...).
         timings: named durations in seconds.
@@ -65,12 +66,12 @@ class FitOutputs:
     """
 
     photo: torch.Tensor
-    rendering: torch.Tensor
-    mask: torch.Tensor
     face: FaceAppearance
     light: torch.Tensor
     mesh: Mesh
     camera: Camera
+    rendering: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
     loss_history: tuple[float, ...] = ()
     metrics: Mapping[str, float] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -78,9 +79,11 @@ class FitOutputs:
 
     def __post_init__(self) -> None:
         h, w = self.camera.height, self.camera.width
+        if (self.rendering is None) != (self.mask is None):
+            raise ValueError("pass rendering and mask together, or neither (then write_all renders them)")
         for name, ch in (("photo", 3), ("rendering", 3), ("mask", 1)):
             t = getattr(self, name)
-            if tuple(t.shape) != (ch, h, w):
+            if t is not None and tuple(t.shape) != (ch, h, w):
                 raise ValueError(f"{name} must be [{ch}, {h}, {w}] (camera size), got {tuple(t.shape)}")
         if tuple(self.light.shape) != (3, 9):
             raise ValueError(f"light must be [3, 9], got {tuple(self.light.shape)}")
@@ -252,8 +255,13 @@ def write_all(
     probe = light_probe_image(out.light, options.probe_size)
     written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))
 
-    composite = composite_over_photo(out.rendering, out.photo, out.mask)
-    written.append(save_png(out_dir / "reconstruction.png", rgba_rendering(out.rendering, out.mask)))
+    if out.rendering is None:
+        view = render_view(out.mesh, out.camera, out.face, out.light, options.backend)
+        rendering, mask = view.rgb, view.mask
+    else:
+        rendering, mask = out.rendering, out.mask
+    composite = composite_over_photo(rendering, out.photo, mask)
+    written.append(save_png(out_dir / "reconstruction.png", rgba_rendering(rendering, mask)))
     written.append(save_png(out_dir / "composite.png", composite))
     written.append(save_png(out_dir / "side_by_side.png", side_by_side(out.photo, composite, options.diff_gain)))
 

@@ -22,7 +22,7 @@ from facerefl.export.maps import FaceMaps
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.raster import Camera, Mesh, rasterize
 from facerefl.render.sh import sh_rotate
-from facerefl.render.shading import shade_gbuffer
+from facerefl.render.shading import DEFAULT_SPEC_MODEL, SPEC_MODELS, shade_gbuffer
 
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance weights of linear RGB
 
@@ -39,6 +39,8 @@ class FaceAppearance:
         ao: ``[1, Ht, Wt]`` baked ambient occlusion in [0, 1], or None; not used for
             rendering (``vis_sh`` already shadows), only exported (``ao.png``, glTF
             ``occlusionTexture``).
+        spec_model: the renderer's specular form (``"lobe"`` or ``"paper"``); use the
+            one the fit used.
     """
 
     maps: FaceMaps
@@ -46,6 +48,7 @@ class FaceAppearance:
     bent_normal: torch.Tensor | None = None
     roughness: float = DEFAULT_ROUGHNESS
     ao: torch.Tensor | None = None
+    spec_model: str = DEFAULT_SPEC_MODEL
 
     def __post_init__(self) -> None:
         for name, ch in (("vis_sh", 9), ("bent_normal", 3), ("ao", 1)):
@@ -56,6 +59,8 @@ class FaceAppearance:
             raise ValueError("bent_normal is only used together with vis_sh; pass both or neither")
         if not 0.0 <= self.roughness <= 1.0:
             raise ValueError(f"roughness must be in [0, 1], got {self.roughness}")
+        if self.spec_model not in SPEC_MODELS:
+            raise ValueError(f"spec_model must be one of {SPEC_MODELS}, got {self.spec_model!r}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ def render_view(
         vis_sh=_batched(face.vis_sh),
         bent_normal=_batched(face.bent_normal),
         roughness=face.roughness,
+        spec_model=face.spec_model,
     )
     return View(out.rgb[0].permute(2, 0, 1), gbuf.mask[0].permute(2, 0, 1))
 

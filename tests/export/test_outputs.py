@@ -28,7 +28,7 @@ def _fit_outputs(mesh: Mesh, camera: Camera, face: FaceAppearance) -> FitOutputs
     g = torch.Generator().manual_seed(7)
     photo = (torch.rand(3, camera.height, camera.width, generator=g) * 0.2 + 0.4)
     return FitOutputs(
-        photo=photo, rendering=view.rgb, mask=view.mask, face=face, light=light, mesh=mesh, camera=camera,
+        photo=photo, face=face, light=light, mesh=mesh, camera=camera, rendering=view.rgb, mask=view.mask,
         loss_history=(0.5, 0.2, 0.1, 0.08), metrics={"psnr": 25.0, "ssim": float("nan")},
         timings={"fit_s": 1.5},
     )
@@ -90,10 +90,11 @@ def test_write_all_without_extras(tmp_path, scene):
     out = _fit_outputs(mesh, camera, face)
     texture = torch.cat([torch.rand(3, 16, 16), (torch.rand(1, 16, 16) > 0.5).float()])
     face_ao = FaceAppearance(face.maps, ao=torch.rand(1, 8, 8))
-    out = FitOutputs(out.photo, out.rendering, out.mask, face_ao, out.light, out.mesh, out.camera, texture=texture)
+    out = FitOutputs(out.photo, face_ao, out.light, out.mesh, out.camera, texture=texture)  # renders itself
     written = write_all(out, tmp_path, options=ExportOptions(novel_yaw_degrees=0.0, exr=False))
     names = {p.name for p in written}
     assert "texture.png" in names and "ao.png" in names
+    assert (read_png(tmp_path / "reconstruction.png")[3] > 0).mean() > 0.3  # rendered here
     doc, _ = parse_glb((tmp_path / "face.glb").read_bytes())
     assert "occlusionTexture" in doc["materials"][0]
     assert np.array_equal(read_png(tmp_path / "texture.png")[3] > 0, texture[3].numpy() > 0.5)
@@ -106,11 +107,15 @@ def test_fit_outputs_and_names_validate(scene):
     mesh, camera, face = scene
     out = _fit_outputs(mesh, camera, face)
     with pytest.raises(ValueError, match="photo"):
-        FitOutputs(out.photo[:, :10], out.rendering, out.mask, face, out.light, mesh, camera)
+        FitOutputs(out.photo[:, :10], face, out.light, mesh, camera)
+    with pytest.raises(ValueError, match="mask"):
+        FitOutputs(out.photo, face, out.light, mesh, camera, rendering=out.rendering, mask=out.mask[:, :5])
+    with pytest.raises(ValueError, match="together"):
+        FitOutputs(out.photo, face, out.light, mesh, camera, rendering=out.rendering)
     with pytest.raises(ValueError, match="light"):
-        FitOutputs(out.photo, out.rendering, out.mask, face, torch.zeros(27), mesh, camera)
+        FitOutputs(out.photo, face, torch.zeros(27), mesh, camera)
     with pytest.raises(ValueError, match="texture"):
-        FitOutputs(out.photo, out.rendering, out.mask, face, out.light, mesh, camera, texture=torch.zeros(3, 8, 8))
+        FitOutputs(out.photo, face, out.light, mesh, camera, texture=torch.zeros(3, 8, 8))
     assert environment_file_name("Studio #2 (HDR)") == "relit_studio_2_hdr.png"
     with pytest.raises(ValueError, match="usable"):
         environment_file_name("***")
@@ -164,8 +169,8 @@ def test_write_all_takes_cuda_tensors(tmp_path, scene):
     maps = face.maps
     gpu_face = FaceAppearance(FaceMaps(maps.albedo.to(dev), maps.specular.to(dev), maps.normal.to(dev)),
                               roughness=face.roughness)
-    gpu = FitOutputs(cpu.photo.to(dev), cpu.rendering.to(dev), cpu.mask.to(dev), gpu_face, cpu.light.to(dev),
-                     mesh.to(dev), camera, cpu.loss_history, cpu.metrics, cpu.timings)
+    gpu = FitOutputs(cpu.photo.to(dev), gpu_face, cpu.light.to(dev), mesh.to(dev), camera,
+                     cpu.rendering.to(dev), cpu.mask.to(dev), cpu.loss_history, cpu.metrics, cpu.timings)
     (tmp_path / "cpu").mkdir()
     (tmp_path / "gpu").mkdir()
     write_all(cpu, tmp_path / "cpu", _environments())

@@ -99,3 +99,5 @@ def test_face_appearance_validates(scene):
         FaceAppearance(face.maps, vis_sh=torch.zeros(4, 8, 8))
     with pytest.raises(ValueError, match="together"):
         FaceAppearance(face.maps, bent_normal=torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="spec_model"):
+        FaceAppearance(face.maps, spec_model="phong")
