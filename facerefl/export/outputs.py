@@ -16,6 +16,16 @@ Files written into ``out_dir`` (all atomically; see the writer modules for encod
 * meshes — ``face.glb`` (glTF 2.0, PBR + KHR_materials_specular), ``face.obj`` + ``face.mtl``;
 * optimisation — ``loss.png``, ``metrics.json``;
 * ``report.html`` — everything above on one self-contained page (written last).
+
+Wiring from the fitting stage (``geo`` a ``FaceGeometry``, ``res`` a ``FitResult``,
+``settings`` the ``FitSettings``; batch index 0)::
+
+    face = FaceAppearance(FaceMaps.from_batch(res.maps), geo.visibility_sh[0], geo.bent_normal[0],
+                          settings.roughness, ao=geo.ao[0], spec_model=settings.spec_model)
+    out = FitOutputs(geo.photo, face, res.light[0], geo.mesh, geo.camera,
+                     loss_history=tuple(res.losses), metrics={...}, timings={...},
+                     texture=geo.texture[0])
+    files = write_all(out, prepare_output_dir(path, overwrite), environments=named_lights)
 """
 
 from __future__ import annotations
