@@ -1,0 +1,234 @@
+"""On-disk caches of synthetic examples: safetensors shards plus a JSON manifest.
+
+Layout of a cache folder::
+
+    manifest.json             format, count, settings, fields, shard list
+    shard_00000.safetensors   every ReflectanceBatch field of up to ``shard_size``
+    shard_00001.safetensors   examples, stacked along dim 0 (no pickle anywhere)
+
+Shards and the manifest are written atomically (temp file + ``os.replace``); the manifest
+is written last, so a folder with a manifest is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from facerefl.data.assemble import ExampleGenerator, GeneratorSettings
+from facerefl.data.types import ReflectanceBatch, collate_reflectance
+from facerefl.errors import InputError, OutputExistsError
+
+FORMAT = "facerefl-synthetic-v1"
+MANIFEST = "manifest.json"
+#: Fields a training cache keeps by default (the evaluation-only ones are large).
+TRAIN_FIELDS = ("texture", "albedo", "specular", "normal", "light", "uv_mask", "seed")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _save_shard(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".safetensors.tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# Worker-process state for parallel generation (one generator per process).
+_WORKER_GEN: ExampleGenerator | None = None
+
+
+def _init_worker(settings: GeneratorSettings) -> None:
+    global _WORKER_GEN
+    torch.set_num_threads(1)
+    _WORKER_GEN = ExampleGenerator(settings)
+
+
+def _work(seed: int) -> ReflectanceBatch:
+    assert _WORKER_GEN is not None
+    return _WORKER_GEN(seed)
+
+
+def generate(settings: GeneratorSettings, seeds: list[int], workers: int = 1) -> Iterator[ReflectanceBatch]:
+    """Examples of ``seeds`` in order, made by ``workers`` processes (1: in this process)."""
+    if workers <= 1:
+        gen = ExampleGenerator(settings)
+        for s in seeds:
+            yield gen(s)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        yield from pool.imap(_work, seeds, chunksize=4)
+
+
+def settings_to_json(settings: GeneratorSettings) -> dict:
+    return dataclasses.asdict(settings)
+
+
+def write_cache(
+    out: Path,
+    settings: GeneratorSettings,
+    seeds: list[int],
+    shard_size: int = 256,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    fields: tuple[str, ...] | None = TRAIN_FIELDS,
+    half: bool = True,
+) -> dict:
+    """Generate the examples of ``seeds`` and store them as a cache folder ``out``.
+
+    Args:
+        fields: fields to keep (None: every field that is set).
+        half: store floating-point fields as float16 (read back as float32).
+
+    Raises:
+        OutputExistsError: ``out`` already holds a cache and ``overwrite`` is False.
+        InputError: no seeds or a non-positive shard size.
+    """
+    out = Path(out)
+    if not seeds:
+        raise InputError("no examples requested; pass --n 1 or more")
+    if shard_size < 1:
+        raise InputError(f"shard size must be positive, got {shard_size}")
+    if (out / MANIFEST).exists() and not overwrite:
+        raise OutputExistsError(f"{out} already holds a cache; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / MANIFEST).exists():
+        (out / MANIFEST).unlink()
+    for old in out.glob("shard_*.safetensors"):
+        old.unlink()
+    t0 = time.perf_counter()
+    shards, pending, stored = [], [], None
+    for i, ex in enumerate(generate(settings, seeds, workers)):
+        pending.append(ex)
+        if len(pending) == shard_size or i == len(seeds) - 1:
+            batch = collate_reflectance(pending)
+            tensors = {k: (v.half() if half and v.is_floating_point() else v)
+                       for k, v in batch.tensors().items() if fields is None or k in fields}
+            name = f"shard_{len(shards):05d}.safetensors"
+            _save_shard(out / name, tensors)
+            shards.append({"file": name, "count": batch.batch_size,
+                           "seeds": [int(s) for s in batch.seed]})
+            stored = stored or {k: {"shape": list(v.shape[1:]),
+                                    "dtype": str(v.dtype).replace("torch.", "")}
+                                for k, v in tensors.items()}
+            pending = []
+        if progress is not None:
+            progress(i + 1, len(seeds))
+    manifest = {
+        "format": FORMAT,
+        "count": len(seeds),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "settings": settings_to_json(settings),
+        "fields": stored,
+        "shards": shards,
+    }
+    _atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of a cache folder; raises InputError when it is missing or foreign."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise InputError(f"{folder} holds no synthetic cache ({MANIFEST} missing); "
+                         "build one with `python -m facerefl.data.make_cache --out FOLDER`")
+    m = json.loads(path.read_text(encoding="utf-8"))
+    if m.get("format") != FORMAT:
+        raise InputError(f"{path} has format {m.get('format')!r}, expected {FORMAT!r}")
+    return m
+
+
+def _widen(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+class CachedDataset(torch.utils.data.Dataset):
+    """Map-style dataset over a cache folder; item ``i`` is a ReflectanceBatch of one.
+
+    Shards are opened lazily with ``safetensors.safe_open`` (memory-mapped, no pickle);
+    each worker keeps the last shard it read.
+    """
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        self._starts = []
+        n = 0
+        for s in self.manifest["shards"]:
+            self._starts.append(n)
+            n += s["count"]
+        self._len = n
+        self._open: tuple[int, dict[str, torch.Tensor]] | None = None
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _shard(self, k: int) -> dict[str, torch.Tensor]:
+        if self._open is None or self._open[0] != k:
+            path = self.folder / self.manifest["shards"][k]["file"]
+            with safe_open(str(path), framework="pt") as f:
+                self._open = (k, {name: _widen(f.get_tensor(name)) for name in f.keys()})
+        return self._open[1]
+
+    def __getitem__(self, i: int) -> ReflectanceBatch:
+        if not -self._len <= i < self._len:
+            raise IndexError(f"index {i} out of range for a cache of {self._len} examples")
+        i %= self._len
+        k = max(j for j, s in enumerate(self._starts) if s <= i)
+        j = i - self._starts[k]
+        return ReflectanceBatch(**{name: t[j:j + 1] for name, t in self._shard(k).items()})
+
+
+class SyntheticDataset(torch.utils.data.Dataset):
+    """Map-style dataset generating example ``first_seed + i`` on the fly.
+
+    Example ``i`` depends only on its seed, so every DataLoader worker (each builds its
+    own generator on first use) produces the same data in any order.
+    """
+
+    def __init__(self, settings: GeneratorSettings, length: int, first_seed: int = 0) -> None:
+        if length < 1:
+            raise InputError(f"dataset length must be positive, got {length}")
+        self.settings, self.length, self.first_seed = settings, int(length), int(first_seed)
+        self._gen: ExampleGenerator | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> ReflectanceBatch:
+        if not 0 <= i < self.length:
+            raise IndexError(f"index {i} out of range for {self.length} examples")
+        if self._gen is None:
+            self._gen = ExampleGenerator(self.settings)
+        return self._gen(self.first_seed + i)
+
+
+def print_progress(done: int, total: int) -> None:
+    """Progress line on stderr (every 5 %)."""
+    step = max(1, total // 20)
+    if done % step == 0 or done == total:
+        print(f"  {done}/{total}", file=sys.stderr, flush=True)

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from facerefl.data.assemble import ExampleGenerator, GeneratorSettings, Sizes, TEST_MAPS
+from facerefl.data.types import ReflectanceBatch
+
+SMALL = Sizes(image=64, texture=64, detail=32)
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return ExampleGenerator(GeneratorSettings(sizes=SMALL, bake_dirs=32))
+
+
+def test_same_seed_bit_identical_different_seeds_differ(gen):
+    a, b, c = gen(11), gen(11), gen(12)
+    for name, t in a.tensors().items():
+        assert torch.equal(t, b.tensors()[name]), name
+    for name in ("texture", "albedo", "normal", "light", "image", "vertices"):
+        assert not torch.equal(a.tensors()[name], c.tensors()[name]), name
+
+
+def test_example_contract(gen):
+    b = gen(3)
+    assert isinstance(b, ReflectanceBatch) and b.batch_size == 1
+    assert b.texture.shape == (1, 4, 64, 64) and b.albedo.shape == (1, 3, 64, 64)
+    assert b.specular.shape == (1, 1, 32, 32) and b.normal.shape == (1, 3, 32, 32)
+    assert b.image.shape == (1, 3, 64, 64) and b.vertices.shape == (1, 468, 3)
+    mask = b.texture[0, 3]
+    assert set(mask.unique().tolist()) <= {0.0, 1.0} and mask.mean() > 0.2
+    assert 0 <= float(b.texture.min()) and float(b.texture.max()) <= 1
+    # the skin mask only marks texels the photo saw
+    assert bool((mask <= b.uv_mask[0, 0]).all())
+    assert float(b.vertices[0, :, 2].max()) < 0  # in front of the camera
+
+
+def test_training_lights_exclude_test_maps(gen):
+    assert not set(gen.prior.names) & set(TEST_MAPS)
+
+
+def test_unwrapped_texture_is_aligned_with_albedo():
+    """High-passed log T correlates best with high-passed log albedo at zero UV shift."""
+    import torch.nn.functional as F
+
+    from facerefl.data.sensor import SensorSettings
+    from facerefl.render.color import srgb_to_linear
+
+    clean = SensorSettings(photons=(1e9, 1e9), read_noise=(0.0, 0.0), jpeg_quality=(0, 0))
+    g = ExampleGenerator(GeneratorSettings(sizes=Sizes(128, 64, 32), bake_dirs=32, sensor=clean))
+    b = g(9)
+
+    def hp(x):
+        x = x.clamp_min(1e-3).log().mean(0)
+        k = torch.ones(1, 1, 5, 5) / 25
+        return x - F.conv2d(F.pad(x[None, None], (2, 2, 2, 2), mode="replicate"), k)[0, 0]
+
+    t, a = hp(srgb_to_linear(b.texture[0, :3])), hp(b.albedo[0])
+    m = b.texture[0, 3] > 0.5
+    m[:4], m[-4:], m[:, :4], m[:, -4:] = False, False, False, False
+    corr = {(dy, dx): torch.corrcoef(torch.stack([t[m], torch.roll(a, (dy, dx), (0, 1))[m]]))[0, 1]
+            for dy in (-2, 0, 2) for dx in (-2, 0, 2)}
+    assert max(corr, key=corr.get) == (0, 0)
+    assert corr[(0, 0)] > 0.2
+
+
+def test_bad_renderer_raises():
+    with pytest.raises(ValueError, match="renderer"):
+        GeneratorSettings(renderer="rt")
+    with pytest.raises(ValueError, match="size"):
+        Sizes(image=4096)
