@@ -40,6 +40,7 @@ def render_sh(
     vis_sh: torch.Tensor | None = None,
     bent_normal: torch.Tensor | None = None,
     roughness: float = DEFAULT_ROUGHNESS,
+    backdrop: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Render one synthetic photo with SH lighting, ``[H, W, 3]`` linear RGB.
 
@@ -49,6 +50,7 @@ def render_sh(
         light: the environment; its SH lights the face, its map fills the background.
         vis_sh: optional ``[9, S, S]`` baked visibility SH (camera frame).
         bent_normal: optional ``[3, S, S]`` baked tangent-space bent normals.
+        backdrop: ``[H, W, 3]`` image behind the face (default: the light's HDR map).
     """
     out = shade_gbuffer(
         gbuf, refl.albedo[None], refl.specular[None], light.sh[None].to(refl.albedo.dtype),
@@ -58,7 +60,8 @@ def render_sh(
         roughness=roughness,
     )
     m = gbuf.mask[0]
-    return out.rgb[0] * m + background(light, scene.camera) * (1 - m)
+    back = background(light, scene.camera) if backdrop is None else backdrop
+    return out.rgb[0] * m + back * (1 - m)
 
 
 def gbuffer_of(scene: Scene) -> GBuffer:
