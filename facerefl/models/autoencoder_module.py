@@ -34,7 +34,10 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         log_images_every_n_epochs: int = 1,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        # Optimizer factories stay out of the hyperparameters so checkpoints hold only plain
+        # data and tensors (they load with torch.load(weights_only=True) on resume).
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.net = net
         self.kind = net.kind
 
@@ -72,7 +75,7 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         return bool(n) and self.current_epoch % n == 0 and not self.trainer.sanity_checking
 
     def configure_optimizers(self):
-        return build_optimizer(self.hparams.optimizer, self.hparams.scheduler, self.net.parameters())
+        return build_optimizer(self.optimizer_factory, self.scheduler_factory, self.net.parameters())
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """Weights in :class:`~facerefl.models.networks.ReflectanceBranch` layout."""

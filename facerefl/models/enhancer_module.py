@@ -68,7 +68,11 @@ class DetailEnhancerModule(pl.LightningModule):
         log_images_every_n_epochs: int = 1,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["autoencoder", "generator", "discriminator"])
+        # Networks and optimizer factories stay out of the hyperparameters (checkpoints hold only
+        # plain data and tensors, loadable with torch.load(weights_only=True) on resume).
+        self.save_hyperparameters(logger=False, ignore=[
+            "autoencoder", "generator", "discriminator", "optimizer_g", "optimizer_d"])
+        self.optimizer_factories = (optimizer_g, optimizer_d)
         self.automatic_optimization = False
         if generator.kind != autoencoder.kind:
             raise InputError(f"enhancer kind {generator.kind} != autoencoder kind {autoencoder.kind}")
@@ -163,8 +167,8 @@ class DetailEnhancerModule(pl.LightningModule):
 
     def configure_optimizers(self):
         return [
-            self.hparams.optimizer_g(params=self.generator.parameters()),
-            self.hparams.optimizer_d(params=self.discriminator.parameters()),
+            self.optimizer_factories[0](params=self.generator.parameters()),
+            self.optimizer_factories[1](params=self.discriminator.parameters()),
         ]
 
     def export_state(self) -> dict[str, torch.Tensor]:

@@ -18,7 +18,10 @@ class LightRegressorModule(pl.LightningModule):
 
     def __init__(self, net: SHRegressor, optimizer: Callable, scheduler: Callable | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        # Optimizer factories stay out of the hyperparameters so checkpoints hold only plain
+        # data and tensors (they load with torch.load(weights_only=True) on resume).
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.net = net
 
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
@@ -36,7 +39,7 @@ class LightRegressorModule(pl.LightningModule):
         self.log("val/psnr", light_psnr(pred, batch.light).mean(), batch_size=bs, sync_dist=True)
 
     def configure_optimizers(self):
-        return build_optimizer(self.hparams.optimizer, self.hparams.scheduler, self.net.parameters())
+        return build_optimizer(self.optimizer_factory, self.scheduler_factory, self.net.parameters())
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """Weights in :class:`~facerefl.models.components.light.SHRegressor` layout."""

@@ -50,3 +50,82 @@ def test_enhancer_missing_autoencoder_weights_is_a_user_error(tmp_path):
     cfg = compose_train(tmp_path, ["experiment=albedo_enh", f"model.autoencoder_weights={tmp_path}/none.safetensors"])
     with pytest.raises(InputError, match="train the autoencoder"):
         train(cfg)
+
+
+# ---------------------------------------------------------------- CLI, DDP, resume, W&B
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_DATA = ["data=random", f"hydra.searchpath=[file://{REPO}/tests/models/conf]"]
+
+
+def _cli(run_dir, *overrides, wait=True):
+    cmd = [sys.executable, str(REPO / "train.py"), *TEST_DATA, f"hydra.run.dir={run_dir}", *overrides]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_DISABLE_GIT": "true"}
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_user_error_is_one_line_exit_2(tmp_path):
+    proc = _cli(tmp_path / "r", "experiment=albedo_enh", f"model.autoencoder_weights={tmp_path}/missing.safetensors")
+    assert proc.returncode == 2
+    err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "missing.safetensors" in err[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    run = tmp_path / "ddp"
+    proc = _cli(run, "experiment=light", "trainer=ddp", "trainer.devices=2", "trainer.max_steps=4",
+                "trainer.val_check_interval=2", "logger=csv", "callbacks=none")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (run / "train_ddp_process_1.log").exists()  # the second rank ran
+    assert (run / "export" / "light.safetensors").is_file()
+    assert "`max_steps=4` reached" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_resume_from_last_checkpoint_after_kill(tmp_path):
+    run = tmp_path / "resume"
+    common = ["experiment=light", "logger=csv", "callbacks=default",
+              "callbacks.model_checkpoint.every_n_train_steps=2", "trainer.val_check_interval=4"]
+    proc = _cli(run, *common, "trainer.max_steps=100000", wait=False)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    step = 0
+    while time.time() < deadline:
+        if last.exists():
+            try:
+                step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+            except Exception:  # being written
+                step = 0
+            if step >= 4:
+                break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert step >= 4, "no checkpoint written before the kill"
+    step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+    resumed = _cli(run, *common, f"trainer.max_steps={step + 4}", "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "Restored all states" in resumed.stdout + resumed.stderr
+    assert torch.load(last, weights_only=True, map_location="cpu")["global_step"] == step + 4
+
+
+@pytest.mark.slow
+def test_wandb_offline_logs_curves_and_images(tmp_path):
+    run = tmp_path / "wb"
+    proc = _cli(run, "experiment=albedo_ae", "trainer.max_steps=4", "trainer.val_check_interval=2",
+                "trainer.log_every_n_steps=1", "logger=wandb", "callbacks=none")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    runs = list((run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))  # the offline log `wandb sync` uploads
+    assert list((runs[0] / "files" / "media" / "images").rglob("*.png"))
