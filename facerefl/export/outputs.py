@@ -114,6 +114,8 @@ class ExportOptions:
         probe_size: diameter in pixels of each light-probe sphere.
         exr: also write the float EXR maps.
         backend: rasterizer backend for relit renders (``"torch"`` or ``"nvdiffrast"``).
+        relit_max_size: relit and new-view images are rendered with the camera scaled so
+            that neither side exceeds this many pixels (0: the photo's size).
         title: report heading.
     """
 
@@ -124,6 +126,7 @@ class ExportOptions:
     probe_size: int = 128
     exr: bool = True
     backend: str = "torch"
+    relit_max_size: int = 1024
     title: str = "facerefl reconstruction report"
 
 
@@ -133,6 +136,16 @@ def environment_file_name(name: str) -> str:
     if not slug:
         raise ValueError(f"environment name {name!r} has no usable characters for a file name")
     return f"relit_{slug}.png"
+
+
+def relit_camera(camera: Camera, max_size: int) -> Camera:
+    """``camera`` scaled down so that neither image side exceeds ``max_size`` (0: unchanged)."""
+    if max_size < 0:
+        raise ValueError(f"relit_max_size must be >= 0, got {max_size}")
+    longest = max(camera.width, camera.height)
+    if max_size == 0 or longest <= max_size:
+        return camera
+    return camera.scaled(max_size / longest)
 
 
 def _named_environments(
@@ -160,14 +173,15 @@ def _relit_views(
 ) -> list[tuple[str, str, View]]:
     """``(file name, caption, view)`` for each named environment and the new viewpoint."""
     views = []
+    camera = relit_camera(out.camera, opts.relit_max_size)
     for fname, name, env in environments:
         light = match_exposure(env, out.light) if opts.match_exposure else env
-        view = render_view(out.mesh, out.camera, out.face, light, opts.backend)
+        view = render_view(out.mesh, camera, out.face, light, opts.backend)
         views.append((fname, f"environment {name!r}", view))
     if opts.novel_yaw_degrees:
         deg = opts.novel_yaw_degrees
         fname = f"novel_view_yaw{deg:+g}.png".replace("+", "p").replace("-", "m")
-        view = render_orbit(out.mesh, out.camera, out.face, out.light, deg, opts.backend)
+        view = render_orbit(out.mesh, camera, out.face, out.light, deg, opts.backend)
         views.append((fname, f"camera orbited {deg:g} degrees about the head, fitted light", view))
     return views
 

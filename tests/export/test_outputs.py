@@ -14,7 +14,13 @@ from facerefl.export.gltf import parse_glb
 from facerefl.export.images import read_png
 from facerefl.export.light import load_light_json
 from facerefl.export.maps import FaceMaps
-from facerefl.export.outputs import ExportOptions, FitOutputs, environment_file_name, write_all
+from facerefl.export.outputs import (
+    ExportOptions,
+    FitOutputs,
+    environment_file_name,
+    relit_camera,
+    write_all,
+)
 from facerefl.export.relight import FaceAppearance, render_view
 from facerefl.render.raster import Camera, Mesh
 
@@ -91,7 +97,8 @@ def test_write_all_without_extras(tmp_path, scene):
     texture = torch.cat([torch.rand(3, 16, 16), (torch.rand(1, 16, 16) > 0.5).float()])
     face_ao = FaceAppearance(face.maps, ao=torch.rand(1, 8, 8))
     out = FitOutputs(out.photo, face_ao, out.light, out.mesh, out.camera, texture=texture)  # renders itself
-    written = write_all(out, tmp_path, options=ExportOptions(novel_yaw_degrees=0.0, exr=False))
+    written = write_all(out, tmp_path, {"dim": constant_light(0.3)},
+                        ExportOptions(novel_yaw_degrees=0.0, exr=False, relit_max_size=32))
     names = {p.name for p in written}
     assert "texture.png" in names and "ao.png" in names
     assert (read_png(tmp_path / "reconstruction.png")[3] > 0).mean() > 0.3  # rendered here
@@ -99,7 +106,8 @@ def test_write_all_without_extras(tmp_path, scene):
     assert "occlusionTexture" in doc["materials"][0]
     assert np.array_equal(read_png(tmp_path / "texture.png")[3] > 0, texture[3].numpy() > 0.5)
     assert "loss.png" not in names and "albedo.exr" not in names
-    assert not any(n.startswith(("relit_", "novel_")) for n in names)
+    assert not any(n.startswith("novel_") for n in names)
+    assert read_png(tmp_path / "relit_dim.png").shape == (4, 32, 32)  # relit_max_size
     assert (tmp_path / "report.html").exists()
 
 
@@ -117,6 +125,9 @@ def test_fit_outputs_and_names_validate(scene):
     with pytest.raises(ValueError, match="texture"):
         FitOutputs(out.photo, face, out.light, mesh, camera, texture=torch.zeros(3, 8, 8))
     assert environment_file_name("Studio #2 (HDR)") == "relit_studio_2_hdr.png"
+    small = relit_camera(Camera(800.0, 800.0, 320.0, 240.0, 640, 480), 320)
+    assert (small.width, small.height, small.fx, small.cx) == (320, 240, 400.0, 160.0)
+    assert relit_camera(camera, 0) is camera and relit_camera(camera, 64) is camera
     with pytest.raises(ValueError, match="usable"):
         environment_file_name("***")
 
