@@ -266,7 +266,7 @@ def build_face_geometry(photo: str | Path | torch.Tensor | np.ndarray,
     face_mask = _image_face_mask(gbuffer, cfg.resolution)
     t4 = time.perf_counter()
     unwrapped = unwrap(img, mesh, cam, cfg.resolution, min_cos=cfg.min_cos,
-                       mirror_guide=cfg.mirror_guide, caster=caster)
+                       mirror_guide=cfg.mirror_guide, caster=caster, coverage=gbuffer.mask)
     t5 = time.perf_counter()
     vb = bake_vertices(mesh, cfg.n_dirs, caster)
     maps = bake_maps(vb, uv_raster)

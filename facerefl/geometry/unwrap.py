@@ -2,8 +2,9 @@
 
 For every texel of the template's UV layout the matching surface point is projected into
 the photo. A texel is *visible* when that point faces the camera (cosine between normal
-and view direction above ``min_cos``), lands inside the image and is not hidden behind
-another part of the face (a ray from the point towards the camera hits nothing). Visible
+and view direction above ``min_cos``), lands inside the image, is not hidden behind
+another part of the face (a ray from the point towards the camera hits nothing) and its
+bilinear lookup reads only pixels the mesh covers (no background at the silhouette). Visible
 texels take the photo's colour (bilinear); the others inside the layout are filled by
 Poisson blending (section 7.2.1) guided by the mirrored texture, since the UV layout is
 left–right symmetric, so a face turned aside borrows the detail of its visible half while
@@ -22,7 +23,7 @@ import torch
 from facerefl.geometry.poisson import poisson_fill
 from facerefl.geometry.raycast import RayCaster
 from facerefl.geometry.uvmap import UVRaster, interpolate_texels, pad_width, rasterize_uv
-from facerefl.render.raster import Camera, Mesh, project_points
+from facerefl.render.raster import Camera, Mesh, project_points, rasterize_visibility
 
 __all__ = ["DEFAULT_RESOLUTION", "DEFAULT_MIN_COS", "Unwrapped", "texel_visibility", "unwrap"]
 
@@ -88,6 +89,18 @@ def texel_visibility(mesh: Mesh, camera: Camera, raster: UVRaster,
     return scr[:, :2], visible
 
 
+def _footprint_covered(pix: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: all 4 pixels a bilinear lookup at ``pix [N, 2]`` reads are covered."""
+    h, w = coverage.shape
+    x0 = np.floor(pix[:, 0] - 0.5).astype(np.int64)
+    y0 = np.floor(pix[:, 1] - 0.5).astype(np.int64)
+    ok = np.ones(pix.shape[0], bool)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            ok &= coverage[np.clip(y0 + dy, 0, h - 1), np.clip(x0 + dx, 0, w - 1)]
+    return ok
+
+
 def _sample_photo(photo: torch.Tensor, pix: np.ndarray) -> np.ndarray:
     """Bilinear photo colour ``[N, 3]`` float64 at pixel coordinates ``pix [N, 2]``."""
     img = np.ascontiguousarray(photo.detach().cpu().float().permute(1, 2, 0).numpy())
@@ -105,7 +118,7 @@ def _sample_photo(photo: torch.Tensor, pix: np.ndarray) -> np.ndarray:
 def unwrap(photo: torch.Tensor, mesh: Mesh, camera: Camera,
            resolution: int = DEFAULT_RESOLUTION, skin: np.ndarray | torch.Tensor | None = None,
            min_cos: float = DEFAULT_MIN_COS, mirror_guide: bool = True,
-           caster: RayCaster | None = None) -> Unwrapped:
+           caster: RayCaster | None = None, coverage: torch.Tensor | None = None) -> Unwrapped:
     """Unwrap a photo onto the mesh's UV layout.
 
     Args:
@@ -120,6 +133,10 @@ def unwrap(photo: torch.Tensor, mesh: Mesh, camera: Camera,
         min_cos: grazing-angle cut-off, see :func:`texel_visibility`.
         mirror_guide: guide the hole fill with the left–right mirrored texture.
         caster: optional :class:`RayCaster` on ``mesh`` to reuse.
+        coverage: optional ``[H, W]`` (or G-buffer ``[1, H, W, 1]``) mask of the pixels the
+            mesh covers in the photo; computed when None. Texels whose bilinear lookup
+            would read an uncovered pixel (background at the mesh's silhouette) count as
+            hidden.
 
     Returns:
         :class:`Unwrapped`.
@@ -138,6 +155,10 @@ def unwrap(photo: torch.Tensor, mesh: Mesh, camera: Camera,
     if skin.shape != (resolution, resolution):
         raise ValueError(f"skin mask must be [{resolution}, {resolution}], got {tuple(skin.shape)}")
     pix, vis_t = texel_visibility(mesh, camera, raster, min_cos, caster)
+    if coverage is None:
+        coverage = rasterize_visibility(mesh, camera)[0] >= 0
+    cov = coverage.detach().cpu().reshape(camera.height, camera.width).numpy() > 0.5
+    vis_t &= _footprint_covered(pix, cov)
     r = resolution
     rgb = np.zeros((r * r, 3))
     rgb[raster.texels.numpy()] = _sample_photo(photo, pix)

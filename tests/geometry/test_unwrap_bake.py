@@ -65,9 +65,11 @@ def test_unwrap_samples_the_right_pixels(astro_mesh):
     u = unwrap(photo, mesh, cam, 256)
     r = rasterize_uv(mesh.faces, mesh.uvs, 256)
     pix, vis = texel_visibility(mesh, cam, r)
-    ids = r.texels.numpy()[vis]
+    seen = u.visible.reshape(-1)[r.texels].numpy()
+    assert not (seen & ~vis).any() and seen.sum() > 0.95 * vis.sum()  # footprint test trims a rim
+    ids = r.texels.numpy()[seen]
     got = u.texture[:2].reshape(2, -1)[:, ids].T.numpy()
-    want = pix[vis] / [cam.width, cam.height]
+    want = pix[seen] / [cam.width, cam.height]
     assert np.abs(got - want).max() < 2e-3
     # The visible part is most of the frontal face, the mask is the visible skin.
     cover = float(u.visible.sum()) / float(u.covered.sum())
@@ -89,7 +91,8 @@ def test_unwrap_hides_occluded_and_backfacing_texels():
     photo = torch.rand(3, 64, 64)
     u = unwrap(photo, Mesh(v, f, uv), cam, 32, skin=np.ones((32, 32), bool), mirror_guide=False)
     left, right = u.visible[:, :16], u.visible[:, 16:]
-    assert float(left[u.covered[:, :16]].float().mean()) > 0.95
+    assert float(left[u.covered[:, :16]].float().mean()) > 0.8  # all but the silhouette rim
+    assert bool(u.visible[4:28, 2:14].all())
     assert float(right[u.covered[:, 16:]].float().mean()) < 0.05
     # Facing away: flip the winding of the near square.
     away = Mesh(v[:4], f[:2].flip(1), uv[:4])
@@ -169,3 +172,59 @@ def test_fibonacci_sphere_is_even():
     assert np.allclose(np.linalg.norm(d, axis=1), 1.0) and np.abs(d.mean(0)).max() < 0.01
     with pytest.raises(ValueError, match="at least 16"):
         fibonacci_sphere(4)
+
+
+def _posed_template(template, yaw_deg):
+    a = math.radians(yaw_deg)
+    rot = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    v = (template.vertices - template.vertices.mean(0)) @ rot.T + torch.tensor([0.0, 0.0, -60.0])
+    return Mesh(v, template.faces, template.uvs).with_normals()
+
+
+def test_unwrap_recovers_a_known_texture_on_a_turned_face(template):
+    from facerefl.geometry.mesh import camera_for_image
+    from facerefl.render.raster import rasterize
+    from facerefl.render.texture import sample_texture
+
+    mesh = _posed_template(template, 35.0)
+    cam = camera_for_image(256, 256, 30.0)
+    r = 128
+    jj, ii = torch.meshgrid(torch.arange(r), torch.arange(r), indexing="xy")
+    u, v = (jj + 0.5) / r, 1 - (ii + 0.5) / r
+    known = torch.stack([0.5 + 0.3 * torch.sin(6 * u), 0.5 + 0.3 * torch.cos(5 * v),
+                         0.3 + 0.4 * u * v])[None]
+    g = rasterize(mesh, cam)
+    photo = (sample_texture(known, g.uv) * g.mask)[0].permute(2, 0, 1)
+    out = unwrap(photo, mesh, cam, r)
+    m = out.mask
+    err = (out.texture[:3] - known[0]).abs().amax(0)[m]
+    # Measured: mean 0.001, 99th percentile 0.005, 4 of 7074 texels above 0.1 (at the
+    # nose's silhouette). Without the silhouette footprint test 1.7 % were above 0.1.
+    assert float(err.mean()) < 0.01 and float(err.quantile(0.99)) < 0.02
+    assert float((err > 0.1).float().mean()) < 0.005
+    # The face is turned: one half of the layout is far less visible than the other.
+    left = float(out.visible[:, : r // 2][out.covered[:, : r // 2]].float().mean())
+    right = float(out.visible[:, r // 2:][out.covered[:, r // 2:]].float().mean())
+    assert abs(left - right) > 0.15
+    # The hole fill follows the mirrored half (same pattern shape, blended colours).
+    fill = out.covered & ~out.visible
+    assert bool(fill.any()) and float(out.texture[:3, fill].min()) >= 0.0
+
+
+def test_visibility_sh_is_in_the_camera_frame():
+    # A plane facing +x (camera frame): its open hemisphere is around +x, so only
+    # Y00 and Y11 (∝ x) are non-zero.
+    g = torch.linspace(-10, 10, 4)
+    yy, zz = torch.meshgrid(g, g, indexing="ij")
+    v = torch.stack([torch.zeros(16), yy.ravel(), zz.ravel() - 50.0], 1)
+    f = []
+    for i in range(3):
+        for j in range(3):
+            a = i * 4 + j
+            f += [[a, a + 4, a + 5], [a, a + 5, a + 1]]
+    mesh = Mesh(v, torch.tensor(f), torch.rand(16, 2)).with_normals()
+    assert torch.allclose(mesh.normals, torch.tensor([1.0, 0.0, 0.0]).expand(16, 3), atol=1e-5)
+    b = bake_vertices(mesh, n_dirs=1024)
+    want = torch.zeros(9)
+    want[0], want[3] = math.sqrt(math.pi), math.pi * math.sqrt(3 / (4 * math.pi))
+    assert torch.allclose(b.visibility_sh, want.expand(16, 9), atol=0.03)
