@@ -46,7 +46,14 @@ from facerefl.export.light import light_probe_image, save_light_json
 from facerefl.export.maps import save_reflectance_maps
 from facerefl.export.obj import write_obj
 from facerefl.export.plots import save_loss_plot, save_metrics_json
-from facerefl.export.relight import FaceAppearance, View, match_exposure, render_orbit, render_view
+from facerefl.export.relight import (
+    FaceAppearance,
+    View,
+    match_exposure,
+    render_orbit,
+    render_view,
+    render_views,
+)
 from facerefl.export.report import Picture, Section, Table, save_report
 from facerefl.export.surface import head_centre, surface_from_mesh, to_asset_frame
 from facerefl.render.brdf import F0_MAX
@@ -168,22 +175,27 @@ def _named_environments(
     return checked
 
 
-def _relit_views(
+def _render_all(
     out: FitOutputs, environments: list[tuple[str, str, torch.Tensor]], opts: ExportOptions
-) -> list[tuple[str, str, View]]:
-    """``(file name, caption, view)`` for each named environment and the new viewpoint."""
-    views = []
+) -> tuple[View | None, list[tuple[str, str, View]]]:
+    """The reconstruction (None when given) and ``(file name, caption, view)`` for each
+    named environment and the new viewpoint; views sharing a camera share one rasterization."""
     camera = relit_camera(out.camera, opts.relit_max_size)
-    for fname, name, env in environments:
-        light = match_exposure(env, out.light) if opts.match_exposure else env
-        view = render_view(out.mesh, camera, out.face, light, opts.backend)
-        views.append((fname, f"environment {name!r}", view))
+    lights = [match_exposure(env, out.light) if opts.match_exposure else env for _, _, env in environments]
+    recon = None
+    if out.rendering is None and camera == out.camera:
+        recon, *env_views = render_views(out.mesh, camera, out.face, [out.light, *lights], opts.backend)
+    else:
+        if out.rendering is None:
+            recon = render_view(out.mesh, out.camera, out.face, out.light, opts.backend)
+        env_views = render_views(out.mesh, camera, out.face, lights, opts.backend)
+    views = [(fname, f"environment {name!r}", v) for (fname, name, _), v in zip(environments, env_views)]
     if opts.novel_yaw_degrees:
         deg = opts.novel_yaw_degrees
         fname = f"novel_view_yaw{deg:+g}.png".replace("+", "p").replace("-", "m")
         view = render_orbit(out.mesh, camera, out.face, out.light, deg, opts.backend)
         views.append((fname, f"camera orbited {deg:g} degrees about the head, fitted light", view))
-    return views
+    return recon, views
 
 
 def _fmt_rows(values: Mapping[str, float]) -> tuple[tuple[str, float | None], ...]:
@@ -279,17 +291,13 @@ def write_all(
     probe = light_probe_image(out.light, options.probe_size)
     written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))
 
-    if out.rendering is None:
-        view = render_view(out.mesh, out.camera, out.face, out.light, options.backend)
-        rendering, mask = view.rgb, view.mask
-    else:
-        rendering, mask = out.rendering, out.mask
+    recon, relit = _render_all(out, named, options)
+    rendering, mask = (out.rendering, out.mask) if recon is None else (recon.rgb, recon.mask)
     composite = composite_over_photo(rendering, out.photo, mask)
     written.append(save_png(out_dir / "reconstruction.png", rgba_rendering(rendering, mask)))
     written.append(save_png(out_dir / "composite.png", composite))
     written.append(save_png(out_dir / "side_by_side.png", side_by_side(out.photo, composite, options.diff_gain)))
 
-    relit = _relit_views(out, named, options)
     for fname, _, view in relit:
         written.append(save_png(out_dir / fname, rgba_rendering(view.rgb, view.mask)))
 

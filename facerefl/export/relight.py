@@ -14,13 +14,14 @@ normal) do not change.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
 from facerefl.export.maps import FaceMaps
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
-from facerefl.render.raster import Camera, Mesh, rasterize
+from facerefl.render.raster import Camera, GBuffer, Mesh, rasterize
 from facerefl.render.sh import sh_rotate
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, SPEC_MODELS, shade_gbuffer
 
@@ -127,19 +128,10 @@ def _batched(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.detach()[None]
 
 
-def render_view(
-    mesh: Mesh, camera: Camera, face: FaceAppearance, light: torch.Tensor, backend: str = "torch"
-) -> View:
-    """Rasterize and shade the face under ``light`` (``[3, 9]`` SH, camera frame).
-
-    Device and dtype follow ``mesh`` and the maps (they must agree).
-
-    Returns:
-        :class:`View` of size ``camera.height x camera.width``.
-    """
+def shade_view(gbuf: GBuffer, face: FaceAppearance, light: torch.Tensor) -> View:
+    """Shade a rasterized face (``gbuf`` with B = 1) under ``light`` (``[3, 9]`` SH, camera frame)."""
     if light.shape != (3, 9):
         raise ValueError(f"light must be [3, 9], got {tuple(light.shape)}")
-    gbuf = rasterize(mesh.with_normals(), camera, backend=backend)
     maps = face.maps
     out = shade_gbuffer(
         gbuf,
@@ -153,6 +145,32 @@ def render_view(
         spec_model=face.spec_model,
     )
     return View(out.rgb[0].permute(2, 0, 1), gbuf.mask[0].permute(2, 0, 1))
+
+
+def render_views(
+    mesh: Mesh, camera: Camera, face: FaceAppearance, lights: Sequence[torch.Tensor], backend: str = "torch"
+) -> list[View]:
+    """Rasterize once, then shade the face under each of ``lights`` (``[3, 9]`` SH each).
+
+    Device and dtype follow ``mesh`` and the maps (they must agree).
+
+    Returns:
+        One :class:`View` of size ``camera.height x camera.width`` per light.
+    """
+    for light in lights:
+        if light.shape != (3, 9):
+            raise ValueError(f"each light must be [3, 9], got {tuple(light.shape)}")
+    if not lights:
+        return []
+    gbuf = rasterize(mesh.with_normals(), camera, backend=backend)
+    return [shade_view(gbuf, face, light) for light in lights]
+
+
+def render_view(
+    mesh: Mesh, camera: Camera, face: FaceAppearance, light: torch.Tensor, backend: str = "torch"
+) -> View:
+    """Rasterize and shade the face under one ``light``; see :func:`render_views`."""
+    return render_views(mesh, camera, face, [light], backend)[0]
 
 
 def render_orbit(

@@ -10,6 +10,7 @@ from facerefl.export.relight import (
     mesh_centre,
     render_orbit,
     render_view,
+    render_views,
     rotate_mesh,
     rotate_sh_map,
     yaw_rotation,
@@ -72,6 +73,18 @@ def test_orbit_keeps_diffuse_colour_of_each_surface_point(scene):
     fixed = render_view(rotate_mesh(mesh, rot, c), camera, diffuse_only, light)
     b2, _ = _colours_at(fixed, (p0 - c) @ rot.T + c, camera)
     assert (a - b2)[:, ok].abs().mean() > 5 * err
+
+
+def test_render_views_shares_one_rasterization(scene):
+    mesh, camera, face = scene
+    a, b = constant_light(0.4), constant_light(0.2)
+    b[:, 3] = 0.5
+    views = render_views(mesh, camera, face, [a, b])
+    assert torch.equal(views[1].rgb, render_view(mesh, camera, face, b).rgb)
+    assert torch.equal(views[0].mask, views[1].mask)
+    assert render_views(mesh, camera, face, []) == []
+    with pytest.raises(ValueError, match=r"\[3, 9\]"):
+        render_views(mesh, camera, face, [torch.zeros(27)])
 
 
 def test_rotate_sh_map_matches_rotating_each_texel():
