@@ -391,27 +391,38 @@ def rasterize(mesh: Mesh, camera: Camera, backend: str = "torch") -> GBuffer:
     mesh = mesh.with_normals()
     tri_id, bary = rasterize_visibility(mesh, camera, backend)
     bary = bary.to(mesh.vertices.dtype)
-    valid = (tri_id >= 0)[..., None]
+    h, w = tri_id.shape
+    # Interpolate at covered pixels only (a portrait's face is a fraction of the image),
+    # then scatter into zero-filled images.
+    cov = torch.nonzero(tri_id.reshape(-1) >= 0).squeeze(1)
+    t_c = tri_id.reshape(-1)[cov]
+    b_c = bary.reshape(-1, 3)[cov]
     tangents = vertex_tangents(mesh.vertices, mesh.faces, mesh.uvs, mesh.normals)
-    uv = interpolate(mesh.uvs, mesh.faces, tri_id, bary)
-    pos = interpolate(mesh.vertices, mesh.faces, tri_id, bary)
-    nrm = F.normalize(interpolate(mesh.normals, mesh.faces, tri_id, bary), dim=-1, eps=1e-12)
-    tan4 = interpolate(tangents, mesh.faces, tri_id, bary)
+    uv = interpolate(mesh.uvs, mesh.faces, t_c, b_c)
+    pos = interpolate(mesh.vertices, mesh.faces, t_c, b_c)
+    nrm = F.normalize(interpolate(mesh.normals, mesh.faces, t_c, b_c), dim=-1, eps=1e-12)
+    tan4 = interpolate(tangents, mesh.faces, t_c, b_c)
     tan = tan4[..., :3] - nrm * (nrm * tan4[..., :3]).sum(-1, keepdim=True)
     tan = F.normalize(tan, dim=-1, eps=1e-12)
     hand = torch.where(tan4[..., 3:] < 0, -1.0, 1.0).to(nrm.dtype)
-    bit = torch.cross(nrm, tan, dim=-1) * hand * valid
-    view = F.normalize(-pos, dim=-1, eps=1e-12) * valid
-    depth = -pos[..., 2] * valid[..., 0]
+    bit = torch.cross(nrm, tan, dim=-1) * hand
+    view = F.normalize(-pos, dim=-1, eps=1e-12)
+
+    def img(x: torch.Tensor) -> torch.Tensor:
+        out = x.new_zeros(h * w, x.shape[-1]).index_copy(0, cov, x)
+        return out.view(1, h, w, x.shape[-1])
+
+    valid = (tri_id >= 0)[..., None]
+    pos_img = img(pos)
     return GBuffer(
         mask=valid.to(mesh.vertices.dtype)[None],
         tri_id=tri_id[None],
         bary=bary[None],
-        uv=uv[None],
-        position=pos[None],
-        normal=nrm[None],
-        tangent=tan[None],
-        bitangent=bit[None],
-        view_dir=view[None],
-        depth=depth[None],
+        uv=img(uv),
+        position=pos_img,
+        normal=img(nrm),
+        tangent=img(tan),
+        bitangent=img(bit),
+        view_dir=img(view),
+        depth=-pos_img[..., 2],
     )
