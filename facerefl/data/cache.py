@@ -15,9 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing as mp
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -27,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from facerefl.data.assemble import ExampleGenerator, GeneratorSettings
+from facerefl.data.atomic import atomic_write, atomic_write_text
 from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError, OutputExistsError
 
@@ -36,24 +35,8 @@ MANIFEST = "manifest.json"
 TRAIN_FIELDS = ("texture", "albedo", "specular", "normal", "light", "uv_mask", "seed")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def _save_shard(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".safetensors.tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp))
 
 
 # Worker-process state for parallel generation (one generator per process).
@@ -146,7 +129,7 @@ def write_cache(
         "fields": stored,
         "shards": shards,
     }
-    _atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     return manifest
 
 

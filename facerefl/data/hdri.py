@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facerefl.data.atomic import atomic_write, atomic_write_text
 from facerefl.errors import InputError
 
 #: Name of the asset package in ``facerefl.assets``.
@@ -72,11 +72,11 @@ def downsample2(img: np.ndarray) -> np.ndarray:
 
 
 def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    os.close(fd)
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+
+    atomic_write(path, write)
 
 
 def convert_asset(src: Path, out: Path) -> None:
@@ -91,7 +91,7 @@ def convert_asset(src: Path, out: Path) -> None:
         _save_npy_atomic(out / f"{name}.npy", rgb.astype(np.float16))
         _save_npy_atomic(out / f"{name}_256.npy", downsample2(rgb).astype(np.float16))
         names.append({"name": name, "shape": list(rgb.shape)})
-    (out / "manifest.json").write_text(json.dumps({"maps": names}, indent=1), encoding="utf-8")
+    atomic_write_text(out / "manifest.json", json.dumps({"maps": names}, indent=1))
 
 
 def map_names() -> list[str]:

@@ -20,15 +20,14 @@ import argparse
 import functools
 import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facerefl.data.atomic import atomic_write_text
 from facerefl.errors import InputError
 from facerefl.render.sh import project_to_sh, sh_basis, sh_rotate
 
@@ -176,11 +175,7 @@ def write_table(out: Path) -> dict[str, list[float]]:
                  "data/sh_lights.json",
         "sh": table,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(doc, indent=1))
     return table
 
 
@@ -197,9 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(table)} maps to {args.out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def environment_radiance(light: LightSample, dirs: torch.Tensor, small: bool = True,
@@ -233,3 +225,7 @@ def cached_map(name: str, small: bool) -> torch.Tensor:
     from facerefl.data.hdri import load_map
 
     return torch.from_numpy(load_map(name, small=small))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,7 +29,7 @@ def build_parser(prog: str, description: str, defaults: dict) -> argparse.Argume
     p.add_argument("--texture", type=int, default=defaults["texture"], help="T and albedo size")
     p.add_argument("--detail", type=int, default=defaults["detail"],
                    help="specular and normal size")
-    p.add_argument("--bake-dirs", type=int, default=128,
+    p.add_argument("--bake-dirs", type=int, default=defaults.get("bake_dirs", 128),
                    help="visibility-bake ray directions per vertex")
     p.add_argument("--workers", type=int, default=1, help="generator processes")
     p.add_argument("--shard-size", type=int, default=256, help="examples per shard")

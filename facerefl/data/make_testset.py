@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser("python -m facerefl.data.make_testset",
                      "Build the Monte Carlo-rendered synthetic test set.",
                      {"n": 100, "seed": TEST_SEED, "image": 256, "texture": 128, "detail": 128,
-                      "out": default_out(), "all_fields": True, "float32": True})
+                      "out": default_out(), "all_fields": True, "float32": True,
+                      "bake_dirs": 256})
     p.add_argument("--spp", type=int, default=64, help="Monte Carlo samples per pixel")
     args = p.parse_args(argv)
     return run(args, lambda sizes, a: GeneratorSettings(

@@ -9,9 +9,7 @@ and the photo.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from facerefl.data.atomic import atomic_write
 from facerefl.data.types import ReflectanceBatch
 from facerefl.errors import InputError
 from facerefl.render.color import linear_to_srgb
@@ -69,15 +68,7 @@ def preview_grid(batch: ReflectanceBatch, size: int = 128) -> np.ndarray:
 
 def save_png_atomic(img: np.ndarray, out: Path) -> None:
     """Write a uint8 ``[H, W, 3]`` image to ``out`` via a temp file in the same folder."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".png.tmp")
-    os.close(fd)
-    try:
-        Image.fromarray(img).save(tmp, format="PNG")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(out, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
 
 
 def main(argv: list[str] | None = None) -> int:
