@@ -34,9 +34,10 @@ def _sphere_mesh(radius: float, depth: float, n_lat: int = 32, n_lon: int = 64) 
     """Latitude-longitude sphere (camera frame, cm) with u = longitude, v up."""
     i = torch.arange(n_lat + 1, dtype=torch.float32)[:, None]
     j = torch.arange(n_lon + 1, dtype=torch.float32)[None, :]
-    theta, phi = math.pi * i / n_lat, 2 * math.pi * j / n_lon
-    unit = torch.stack([theta.sin() * phi.sin(), theta.cos().expand_as(phi), theta.sin() * phi.cos()], -1)
-    uv = torch.stack([(j / n_lon).expand(n_lat + 1, -1), (1 - i / n_lat).expand(-1, n_lon + 1)], -1)
+    theta, phi = torch.broadcast_tensors(math.pi * i / n_lat, 2 * math.pi * j / n_lon)
+    unit = torch.stack([theta.sin() * phi.sin(), theta.cos(), theta.sin() * phi.cos()], -1)
+    u, v = torch.broadcast_tensors(j / n_lon, 1 - i / n_lat)
+    uv = torch.stack([u, v], -1)
     row = n_lon + 1
     a = (torch.arange(n_lat)[:, None] * row + torch.arange(n_lon)[None]).reshape(-1)
     faces = torch.cat([torch.stack([a, a + row, a + 1], 1), torch.stack([a + 1, a + row, a + row + 1], 1)])
