@@ -197,18 +197,28 @@ def dfg_table(dtype: torch.dtype = torch.float32, device=None) -> Tensor:
 def dfg_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
     """Bilinear lookup of the DFG table (differentiable in both arguments).
 
+    For a scalar roughness the table is first interpolated to that roughness (once,
+    cached) and then linearly interpolated in ``n·v`` — the same bilinear value as the
+    general path, with fewer operations per pixel.
+
     Args:
         n_dot_v: ``[B, N]`` cosines, clamped to [0, 1].
         roughness: scalar or ``[B, N]`` perceptual roughness in [0, 1].
 
     Returns:
-        ``[B, N, 2]``: (A, B) per pixel.
+        ``[B, 2, N]``: (A, B) per pixel (channel-first, as the shading core uses it).
     """
     if n_dot_v.dim() != 2:
         raise ValueError(f"n_dot_v must have shape [B, N], got {tuple(n_dot_v.shape)}")
-    table = dfg_table(n_dot_v.dtype, n_dot_v.device)
     if not isinstance(roughness, Tensor):
-        roughness = torch.full_like(n_dot_v, float(roughness))
+        col = _dfg_column(float(roughness), n_dot_v.dtype, str(n_dot_v.device))  # [2, n_v]
+        n_v = col.shape[1]
+        x = n_dot_v.clamp(0.0, 1.0) * (n_v - 1)
+        i0 = x.detach().floor().clamp(0, n_v - 2).long()
+        c0 = col[:, i0]  # [2, B, N]
+        c1 = col[:, i0 + 1]
+        return (c0 + (x - i0.to(x.dtype)) * (c1 - c0)).transpose(0, 1)
+    table = dfg_table(n_dot_v.dtype, n_dot_v.device)
     # grid_sample: x indexes the last axis (roughness), y the rows (n·v); align_corners
     # maps -1/+1 onto the first/last nodes.
     grid = torch.stack(
@@ -221,7 +231,17 @@ def dfg_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
         padding_mode="border",
         align_corners=True,
     )  # [B, 2, 1, N]
-    return out[:, :, 0].transpose(1, 2)
+    return out[:, :, 0]
+
+
+@functools.lru_cache(maxsize=32)
+def _dfg_column(roughness: float, dtype: torch.dtype, device: str) -> Tensor:
+    """The DFG table linearly interpolated to one roughness: ``[2, n_v]``."""
+    table = dfg_table(dtype, device)
+    x = min(max(roughness, 0.0), 1.0) * (table.shape[2] - 1)
+    j = min(int(math.floor(x)), table.shape[2] - 2)
+    f = x - j
+    return table[:, :, j] * (1.0 - f) + table[:, :, j + 1] * f
 
 
 @functools.lru_cache(maxsize=1)

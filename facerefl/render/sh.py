@@ -28,19 +28,19 @@ __all__ = [
     "BAND_OF",
     "COSINE_BAND_WEIGHTS",
     "sh_basis",
-    "sh_monomials",
-    "sh_polynomial",
     "project_to_sh",
     "sphere_quadrature",
     "expand_bands",
     "sh_convolve",
     "sh_eval",
+    "sh_eval_cf",
     "irradiance",
     "sh_rotation_matrix",
     "sh_rotate",
     "triple_product_tensor",
     "sh_product",
     "sh_product_matrix",
+    "sh_product_cf",
 ]
 
 SH_COUNT = 9
@@ -64,61 +64,40 @@ def _check_last(name: str, t: Tensor, size: int) -> None:
         raise ValueError(f"{name} must have shape [..., {size}], got {tuple(t.shape)}")
 
 
-def sh_monomials(dirs: Tensor) -> Tensor:
-    """Degree-1 and degree-2 monomials of directions, the inputs of :func:`sh_polynomial`.
-
-    Args:
-        dirs: ``[..., 3]`` vectors (x, y, z).
-
-    Returns:
-        ``[..., 12]``: ``(x, y, z)`` then the flattened outer product
-        ``(xx, xy, xz, yx, yy, yz, zx, zy, zz)``.
-    """
-    _check_last("dirs", dirs, 3)
-    outer = (dirs.unsqueeze(-1) * dirs.unsqueeze(-2)).flatten(-2)
-    return torch.cat([dirs, outer], dim=-1)
-
-
-@functools.lru_cache(maxsize=1)
-def _poly_np() -> tuple[np.ndarray, np.ndarray]:
-    w = np.zeros((12, SH_COUNT))
-    b = np.zeros(SH_COUNT)
-    x, y, z, xx, xy, xz, yy, yz, zz = 0, 1, 2, 3, 4, 5, 7, 8, 11
-    b[0] = _C0
-    w[y, 1] = w[z, 2] = w[x, 3] = _C1
-    w[xy, 4] = w[yz, 5] = w[xz, 7] = _C2
-    w[zz, 6], b[6] = 3.0 * _C20, -_C20
-    w[xx, 8], w[yy, 8] = _C22, -_C22
-    return w, b
-
-
-def sh_polynomial(dtype: torch.dtype = torch.float32, device=None) -> tuple[Tensor, Tensor]:
-    """The SH basis as a polynomial: ``Y(d) = sh_monomials(d) @ W + b``.
-
-    Lets callers fold any linear map of the basis into ``W`` and ``b`` (e.g. lighting
-    coefficients, giving radiance with one matmul and no explicit basis).
-
-    Returns:
-        ``W [12, 9]`` and ``b [9]``.
-    """
-    w, b = _poly_np()
-    return (torch.as_tensor(w, dtype=dtype, device=device), torch.as_tensor(b, dtype=dtype, device=device))
-
-
-def sh_basis(dirs: Tensor) -> Tensor:
+def sh_basis(dirs: Tensor, dim: int = -1) -> Tensor:
     """Evaluate the 9 real SH basis functions at unit directions.
 
     Args:
-        dirs: ``[..., 3]`` unit vectors (any frame; the result is in the same frame).
+        dirs: unit vectors with their 3 components (x, y, z) along ``dim``, e.g.
+            ``[..., 3]`` (default) or channel-first ``[B, 3, N]`` with ``dim=1``. Any frame;
+            the result is in the same frame.
+        dim: the component axis.
 
     Returns:
-        ``[..., 9]`` basis values in the order of the module docstring, dtype of ``dirs``.
+        The 9 basis values along ``dim`` (e.g. ``[..., 9]`` or ``[B, 9, N]``), in the
+        order of the module docstring, dtype of ``dirs``.
 
     >>> round(sh_basis(torch.tensor([0.0, 0.0, 1.0]))[2].item(), 5)  # Y10 at +z
     0.4886
     """
-    w, b = sh_polynomial(dirs.dtype, dirs.device)
-    return torch.addmm(b, sh_monomials(dirs).reshape(-1, 12), w).reshape(*dirs.shape[:-1], SH_COUNT)
+    if dirs.dim() < 1 or dirs.shape[dim] != 3:
+        raise ValueError(f"dirs must have 3 components along dim {dim}, got {tuple(dirs.shape)}"
+                         + (" (expected [..., 3])" if dim == -1 else ""))
+    x, y, z = dirs.unbind(dim)
+    return torch.stack(
+        [
+            torch.full_like(x, _C0),
+            _C1 * y,
+            _C1 * z,
+            _C1 * x,
+            _C2 * (x * y),
+            _C2 * (y * z),
+            _C20 * (3.0 * z * z - 1.0),
+            _C2 * (x * z),
+            _C22 * (x * x - y * y),
+        ],
+        dim=dim,
+    )
 
 
 def project_to_sh(dirs: Tensor, values: Tensor, weights: Tensor) -> Tensor:
@@ -224,6 +203,40 @@ def sh_eval(coeffs: Tensor, dirs: Tensor) -> Tensor:
     b = dirs.shape[0]
     y = sh_basis(dirs).reshape(b, -1, SH_COUNT)
     return (y @ coeffs.transpose(1, 2)).reshape(*dirs.shape[:-1], coeffs.shape[1])
+
+
+def sh_eval_cf(coeffs: Tensor, dirs: Tensor) -> Tensor:
+    """Channel-first :func:`sh_eval` for many directions, without forming the basis.
+
+    An order-2 SH expansion is the quadratic polynomial ``a + b·d + dᵀ Q d``; the
+    coefficients are folded into ``a [C]``, ``b [C, 3]``, ``Q [C, 3, 3]`` (tiny), and the
+    per-direction work is one small matmul and a multiply-add.
+
+    Args:
+        coeffs: ``[B, C, 9]`` coefficients.
+        dirs: ``[B, 3, N]`` unit directions, components along axis 1.
+
+    Returns:
+        ``[B, C, N]``.
+    """
+    if coeffs.dim() != 3 or coeffs.shape[-1] != SH_COUNT:
+        raise ValueError(f"coeffs must have shape [B, C, 9], got {tuple(coeffs.shape)}")
+    if dirs.dim() != 3 or dirs.shape[1] != 3 or dirs.shape[0] != coeffs.shape[0]:
+        raise ValueError(f"dirs must have shape [B={coeffs.shape[0]}, 3, N], got {tuple(dirs.shape)}")
+    b, c = coeffs.shape[:2]
+    k = coeffs.unbind(-1)
+    zero = torch.zeros_like(k[0])
+    a = _C0 * k[0] - _C20 * k[6]
+    lin = _C1 * torch.stack([k[3], k[1], k[2]], -1)  # [B, C, 3] (x, y, z)
+    h = 0.5 * _C2
+    quad = torch.stack(
+        [_C22 * k[8], h * k[4], h * k[7],
+         h * k[4], -_C22 * k[8], h * k[5],
+         h * k[7], h * k[5], 3.0 * _C20 * k[6] + zero],
+        -1,
+    ).reshape(b, c * 3, 3)
+    r = torch.baddbmm(lin.reshape(b, c * 3, 1), quad, dirs)  # b + Q d: [B, 3C, N]
+    return a.unsqueeze(-1) + (r.view(b, c, 3, -1) * dirs.unsqueeze(1)).sum(2)
 
 
 def irradiance(light: Tensor, normals: Tensor) -> Tensor:
@@ -352,3 +365,65 @@ def sh_product(a: Tensor, b: Tensor) -> Tensor:
     _check_last("a", a, SH_COUNT)
     _check_last("b", b, SH_COUNT)
     return (b.unsqueeze(-2) @ sh_product_matrix(a)).squeeze(-2)
+
+
+@functools.lru_cache(maxsize=8)
+def _triple_terms(band_weights_b: tuple[float, float, float] | None) -> tuple[tuple[int, int, int, float], ...]:
+    t = _triple_np()
+    bw = band_weights_b or (1.0, 1.0, 1.0)
+    return tuple(
+        (int(i), int(j), int(k), float(t[i, j, k]) * bw[BAND_OF[k]]) for i, j, k in zip(*np.nonzero(t))
+    )
+
+
+class _ProductCF(torch.autograd.Function):
+    """Sparse triple product on channel-first tensors, with a hand-written backward
+    (83 non-zero terms; avoids a 9×9 intermediate per pixel)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, terms: tuple) -> Tensor:  # type: ignore[override]
+        out = torch.zeros_like(a)
+        for i, j, k, v in terms:
+            out[:, i].addcmul_(a[:, j], b[:, k], value=v)
+        ctx.save_for_backward(a, b)
+        ctx.terms = terms
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        a, b = ctx.saved_tensors
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = torch.zeros_like(grad)
+            for i, j, k, v in ctx.terms:
+                ga[:, j].addcmul_(grad[:, i], b[:, k], value=v)
+        if ctx.needs_input_grad[1]:
+            gb = torch.zeros_like(grad)
+            for i, j, k, v in ctx.terms:
+                gb[:, k].addcmul_(grad[:, i], a[:, j], value=v)
+        return ga, gb, None
+
+
+def sh_product_cf(
+    a: Tensor, b: Tensor, band_weights_b: tuple[float, float, float] | None = None
+) -> Tensor:
+    """Channel-first, sparse form of :func:`sh_product` for many pixels at once.
+
+    ``out[:, i] = Σ_jk T_ijk a[:, j] · (w_l(k) b[:, k])`` using only the 83 non-zero
+    entries of the triple-product tensor, with an explicit backward.
+
+    Args:
+        a, b: ``[B, 9, N]`` coefficients (coefficient axis 1), same shape.
+        band_weights_b: optional per-band factors (l = 0, 1, 2) applied to ``b`` first,
+            e.g. :data:`COSINE_BAND_WEIGHTS`.
+
+    Returns:
+        ``[B, 9, N]``.
+    """
+    for name, t in (("a", a), ("b", b)):
+        if t.dim() != 3 or t.shape[1] != SH_COUNT:
+            raise ValueError(f"{name} must have shape [B, 9, N], got {tuple(t.shape)}")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    bw = None if band_weights_b is None else tuple(float(w) for w in band_weights_b)
+    return _ProductCF.apply(a, b, _triple_terms(bw))

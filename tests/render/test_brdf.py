@@ -73,13 +73,19 @@ def test_dfg_lookup_nodes_shapes_and_grad():
     nv = torch.tensor([[1.0, 40 / 63]], dtype=torch.float64)
     out = brdf.dfg_lookup(nv, torch.tensor([[0.0, 15 / 31]], dtype=torch.float64))
     assert out.shape == (1, 2, 2)
-    assert torch.allclose(out[0, 1], t[:, 40, 15]) and torch.allclose(out[0, 0], t[:, 63, 0])
-    assert brdf.dfg_lookup(torch.rand(3, 7), 0.5).shape == (3, 7, 2)
+    assert torch.allclose(out[0, :, 1], t[:, 40, 15]) and torch.allclose(out[0, :, 0], t[:, 63, 0])
+    assert brdf.dfg_lookup(torch.rand(3, 7), 0.5).shape == (3, 2, 7)
     with pytest.raises(ValueError, match=r"\[B, N\]"):
         brdf.dfg_lookup(torch.rand(7), 0.5)
     x = (torch.rand(1, 5, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
     y = (torch.rand(1, 5, dtype=torch.float64) * 0.8 + 0.1).requires_grad_(True)
     assert torch.autograd.gradcheck(brdf.dfg_lookup, (x, y))
+    # the scalar-roughness fast path equals the general bilinear path
+    for r in (0.0, 0.37, 0.6, 1.0):
+        nv = torch.rand(2, 50, dtype=torch.float64)
+        nv[0, :3] = torch.tensor([0.0, 1.0, 0.5])
+        assert torch.allclose(brdf.dfg_lookup(nv, r), brdf.dfg_lookup(nv, torch.full_like(nv, r)), atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: brdf.dfg_lookup(t, 0.45), (x,))
 
 
 def test_lobe_band_factors():

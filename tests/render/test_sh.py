@@ -139,3 +139,38 @@ def test_convolve_and_expand():
     assert per.tolist() == [[1, 2, 2, 2, 3, 3, 3, 3, 3]]
     with pytest.raises(ValueError):
         sh.expand_bands(torch.zeros(4))
+
+
+def test_basis_channel_first():
+    d = torch.nn.functional.normalize(torch.randn(2, 3, 7, dtype=torch.float64), dim=1)
+    assert torch.allclose(sh.sh_basis(d, dim=1), sh.sh_basis(d.transpose(1, 2)).transpose(1, 2))
+    with pytest.raises(ValueError, match="3 components"):
+        sh.sh_basis(torch.zeros(2, 4, 7), dim=1)
+
+
+def test_product_cf_matches_dense_and_gradcheck():
+    g = torch.Generator().manual_seed(11)
+    a = torch.randn(2, 9, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(2, 9, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    ref = sh.sh_product(a.transpose(1, 2), b.transpose(1, 2)).transpose(1, 2)
+    assert torch.allclose(sh.sh_product_cf(a, b), ref, atol=1e-12)
+    bw = sh.COSINE_BAND_WEIGHTS
+    ref_w = sh.sh_product(a.transpose(1, 2), sh.sh_convolve(b.transpose(1, 2), bw)).transpose(1, 2)
+    assert torch.allclose(sh.sh_product_cf(a, b, bw), ref_w, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x, y: sh.sh_product_cf(x, y, bw), (a, b))
+    with pytest.raises(ValueError, match="same shape"):
+        sh.sh_product_cf(a, b[:, :, :3])
+    with pytest.raises(ValueError, match=r"\[B, 9, N\]"):
+        sh.sh_product_cf(a[:, :4], b[:, :4])
+
+
+def test_eval_cf_matches_eval_and_gradcheck():
+    g = torch.Generator().manual_seed(12)
+    c = torch.randn(2, 3, 9, dtype=torch.float64, generator=g, requires_grad=True)
+    d = torch.nn.functional.normalize(torch.randn(2, 3, 6, dtype=torch.float64, generator=g), dim=1)
+    d.requires_grad_(True)
+    ref = sh.sh_eval(c, d.transpose(1, 2)).transpose(1, 2)
+    assert torch.allclose(sh.sh_eval_cf(c, d), ref, atol=1e-12)
+    assert torch.autograd.gradcheck(sh.sh_eval_cf, (c, d))
+    with pytest.raises(ValueError, match=r"\[B=2, 3, N\]"):
+        sh.sh_eval_cf(c, d[:, :2])
