@@ -30,7 +30,6 @@ Wiring from the fitting stage (``geo`` a ``FaceGeometry``, ``res`` a ``FitResult
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from facerefl.export.images import save_png
 from facerefl.export.light import light_probe_image, save_light_json
 from facerefl.export.maps import save_reflectance_maps
 from facerefl.export.obj import write_obj
-from facerefl.export.plots import save_loss_plot, save_metrics_json
+from facerefl.export.plots import json_scalar, save_loss_plot, save_metrics_json
 from facerefl.export.relight import (
     FaceAppearance,
     View,
@@ -90,7 +89,7 @@ class FitOutputs:
     rendering: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     loss_history: tuple[float, ...] = ()
-    metrics: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float | str] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
     texture: torch.Tensor | None = None
 
@@ -198,8 +197,8 @@ def _render_all(
     return recon, views
 
 
-def _fmt_rows(values: Mapping[str, float]) -> tuple[tuple[str, float | None], ...]:
-    return tuple((k, float(v) if math.isfinite(float(v)) else None) for k, v in values.items())
+def _fmt_rows(values: Mapping[str, float | str]) -> tuple[tuple[str, float | str | None], ...]:
+    return tuple((str(k), json_scalar(v)) for k, v in values.items())
 
 
 def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str, View]],

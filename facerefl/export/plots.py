@@ -51,23 +51,27 @@ def save_loss_plot(path: str | os.PathLike, losses: Sequence[float]) -> Path:
     return atomic_write_bytes(path, loss_curve_png(losses))
 
 
-def _json_number(v: float) -> float | None:
+def json_scalar(v: float | int | str | None) -> float | str | None:
+    """A metric value as strict JSON: numbers as float (non-finite -> None), text kept."""
+    if v is None or isinstance(v, str):
+        return v
     v = float(v)
     return v if math.isfinite(v) else None
 
 
 def metrics_document(
-    metrics: Mapping[str, float], timings: Mapping[str, float], losses: Sequence[float] = ()
+    metrics: Mapping[str, float | str], timings: Mapping[str, float], losses: Sequence[float] = ()
 ) -> dict:
-    """JSON-ready ``{"metrics", "timings_s", "loss": {...}}``; non-finite numbers become null."""
+    """JSON-ready ``{"metrics", "timings_s", "loss": {...}}``; non-finite numbers become null,
+    text values (e.g. a device name) are kept."""
     finite = [float(v) for v in losses if math.isfinite(float(v))]
     return {
-        "metrics": {str(k): _json_number(v) for k, v in metrics.items()},
-        "timings_s": {str(k): _json_number(v) for k, v in timings.items()},
+        "metrics": {str(k): json_scalar(v) for k, v in metrics.items()},
+        "timings_s": {str(k): json_scalar(v) for k, v in timings.items()},
         "loss": {
             "iterations": len(losses),
-            "first": _json_number(losses[0]) if len(losses) else None,
-            "last": _json_number(losses[-1]) if len(losses) else None,
+            "first": json_scalar(losses[0]) if len(losses) else None,
+            "last": json_scalar(losses[-1]) if len(losses) else None,
             "min": min(finite) if finite else None,
         },
     }

@@ -26,9 +26,9 @@ def test_loss_plot_needs_a_finite_value():
 
 
 def test_metrics_json_maps_non_finite_to_null(tmp_path):
-    path = save_metrics_json(tmp_path / "metrics.json", {"psnr": 30.5, "bad": float("nan")},
+    path = save_metrics_json(tmp_path / "metrics.json", {"psnr": 30.5, "bad": float("nan"), "device": "cpu"},
                              {"fit": 1.25}, [3.0, float("nan"), 1.0])
     doc = json.loads(path.read_text())
-    assert doc["metrics"] == {"bad": None, "psnr": 30.5}
+    assert doc["metrics"] == {"bad": None, "device": "cpu", "psnr": 30.5}
     assert doc["timings_s"] == {"fit": 1.25}
     assert doc["loss"] == {"first": 3.0, "iterations": 3, "last": 1.0, "min": 1.0}
