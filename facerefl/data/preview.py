@@ -52,8 +52,8 @@ def preview_row(b: ReflectanceBatch, i: int, size: int) -> torch.Tensor:
     t = b.texture[i]
     tex = t[:3] * (0.55 + 0.45 * t[3:4])
     probe = probe_image(b.light[i], size)
-    probe = probe / (2.5 * float(b.light[i, :, 0].mean()) * 0.2820948 + 1e-6)  # mean -> 0.4
-    probe = linear_to_srgb(probe / (1 + probe) * 2)
+    probe = probe / (float(b.light[i, :, 0].mean()) * 0.2820948 + 1e-6)  # mean radiance -> 1
+    probe = linear_to_srgb(probe / (1 + probe))
     tiles = [tex, linear_to_srgb(b.albedo[i]), b.specular[i], (b.normal[i] + 1) / 2, probe]
     tiles.append(b.image[i] if b.image is not None else torch.zeros(3, size, size))
     return torch.cat([_tile(x, size) for x in tiles], dim=2)
