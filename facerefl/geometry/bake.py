@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from facerefl.geometry.raycast import RayCaster
-from facerefl.geometry.uvmap import UVRaster, interpolate_texels, pad_texture, pad_width, scatter_texels
+from facerefl.geometry.uvmap import UVRaster, interpolate_texels, scatter_texels
 from facerefl.render.raster import Mesh, vertex_tangents
 from facerefl.render.sh import sh_basis
 
@@ -152,36 +152,24 @@ def _to_tangent(mesh: Mesh, vectors: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(out, dim=-1, eps=1e-12)
 
 
-def bake_maps(bake: VertexBake, raster: UVRaster, pad: int | None = None) -> BakedMaps:
+def bake_maps(bake: VertexBake, raster: UVRaster) -> BakedMaps:
     """Interpolate a :class:`VertexBake` into UV maps of the raster's size.
+
+    The gutter of width :func:`~facerefl.geometry.uvmap.pad_width` around the layout
+    repeats the nearest covered texel; texels beyond it hold neutral values.
 
     Args:
         bake: per-vertex values of the mesh whose UV layout ``raster`` is.
         raster: :func:`~facerefl.geometry.uvmap.rasterize_uv` of that mesh.
-        pad: gutter width in texels (default :func:`~facerefl.geometry.uvmap.pad_width`).
     """
-    pad = pad_width(raster.size) if pad is None else pad
     sh = interpolate_texels(raster, bake.visibility_sh)
     bent = interpolate_texels(raster, bake.bent_normal)
     bent /= np.maximum(np.linalg.norm(bent, axis=1, keepdims=True), 1e-12)
     ao = interpolate_texels(raster, bake.ao[:, None])
-    covered = raster.covered
-
-    def finish(values: np.ndarray, outside: tuple[float, ...]) -> torch.Tensor:
-        tex = pad_texture(scatter_texels(raster, values), covered, pad)
-        far = ~_grown(covered, pad)
-        tex[:, far] = torch.tensor(outside, dtype=tex.dtype)[:, None]
-        return tex
-
+    bent_map = scatter_texels(raster, bent, gutter=True)
+    bent_map[2][~raster.padded] = 1.0  # (0, 0, 1): the unperturbed normal
     return BakedMaps(
-        visibility_sh=finish(sh, (0.0,) * 9),
-        bent_normal=finish(bent, (0.0, 0.0, 1.0)),
-        ao=finish(ao, (1.0,)),
+        visibility_sh=scatter_texels(raster, sh, gutter=True),
+        bent_normal=bent_map,
+        ao=scatter_texels(raster, ao, fill=1.0, gutter=True),
     )
-
-
-def _grown(mask: torch.Tensor, width: int) -> torch.Tensor:
-    from scipy import ndimage  # noqa: PLC0415
-
-    m = mask.numpy()
-    return torch.from_numpy(ndimage.binary_dilation(m, iterations=width) if width > 0 else m)

@@ -18,6 +18,7 @@ The mesh covers the face only (forehead to chin, cheek to cheek): no ears, neck 
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -51,7 +52,8 @@ def face_scale(points: torch.Tensor, template_vertices: torch.Tensor) -> torch.T
 
 def face_mesh_from_landmarks(landmarks: Landmarks, template: Template,
                              fov_deg: float = DEFAULT_FOV_DEG,
-                             subdivisions: int = 0) -> tuple[Mesh, Camera]:
+                             subdivisions: int = 0,
+                             camera: Camera | None = None) -> tuple[Mesh, Camera]:
     """The face mesh in the camera frame, and its camera.
 
     Args:
@@ -59,6 +61,8 @@ def face_mesh_from_landmarks(landmarks: Landmarks, template: Template,
         template: the canonical mesh (topology, UVs, metric size).
         fov_deg: camera field of view across the longer image side, degrees.
         subdivisions: rounds of :func:`subdivide` (each multiplies the triangles by 4).
+        camera: use this camera instead of :func:`camera_for_image` (e.g. the full
+            photo's camera carried over to a crop); ``fov_deg`` is then ignored.
 
     Returns:
         ``Mesh`` (vertices ``[V, 3]`` camera frame in cm, the first 468 exactly projecting
@@ -66,7 +70,9 @@ def face_mesh_from_landmarks(landmarks: Landmarks, template: Template,
         unit vertex normals) and its ``Camera``.
     """
     h, w = landmarks.image_size
-    cam = camera_for_image(h, w, fov_deg)
+    cam = camera if camera is not None else camera_for_image(h, w, fov_deg)
+    if (cam.height, cam.width) != (h, w):
+        raise ValueError(f"camera is {cam.height}×{cam.width} but the landmarks' image is {h}×{w}")
     pts = landmarks.points[:NUM_VERTICES].to(template.vertices.dtype)
     s = face_scale(pts, template.vertices)
     depth = cam.fx / s + (pts[:, 2] - pts[:, 2].mean()) / s  # cm along −z
@@ -81,11 +87,25 @@ def face_mesh_from_landmarks(landmarks: Landmarks, template: Template,
     return Mesh(verts, faces, uvs, normals), cam
 
 
+_EDGE_CACHE: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def _unique_edges(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Unique undirected edges ``[E, 2]`` and, per face corner edge, its index ``[F, 3]``.
 
-    Corner edge k of a face joins vertices k and (k + 1) mod 3.
+    Corner edge k of a face joins vertices k and (k + 1) mod 3. Cached per topology (the
+    template's is the same for every photo).
     """
+    key = hashlib.sha1(faces.detach().cpu().long().numpy().tobytes()).hexdigest()
+    if key not in _EDGE_CACHE:
+        if len(_EDGE_CACHE) > 8:
+            _EDGE_CACHE.clear()
+        _EDGE_CACHE[key] = _unique_edges_uncached(faces.detach().cpu())
+    edges, corner = _EDGE_CACHE[key]
+    return edges.to(faces.device), corner.to(faces.device)
+
+
+def _unique_edges_uncached(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     f = faces.long()
     e = torch.stack([f, f.roll(-1, dims=1)], dim=-1).reshape(-1, 2)
     e_sorted = e.sort(dim=1).values

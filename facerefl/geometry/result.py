@@ -22,8 +22,9 @@ from safetensors.torch import save_file
 
 from facerefl.errors import InputError
 from facerefl.geometry.bake import DEFAULT_DIRECTIONS, VertexBake, bake_maps, bake_vertices
+from facerefl.geometry.crop import Crop, crop_to_face
 from facerefl.geometry.landmarks import DEFAULT_MIN_FACE_PX, detect_landmarks
-from facerefl.geometry.mesh import DEFAULT_FOV_DEG, face_mesh_from_landmarks
+from facerefl.geometry.mesh import DEFAULT_FOV_DEG, camera_for_image, face_mesh_from_landmarks
 from facerefl.geometry.photo import DEFAULT_MAX_SIDE, load_photo, photo_from_array
 from facerefl.geometry.raycast import RayCaster
 from facerefl.geometry.template import load_template, skin_uv_mask
@@ -52,6 +53,9 @@ class GeometryConfig:
         max_side: photos are downscaled to this longest side on load.
         mirror_guide: guide the hole fill with the mirrored texture.
         raster_backend: image-space rasterizer backend ("torch" or "nvdiffrast").
+        crop_margin: work on a square crop around the face, this fraction of the face
+            size added on each side; None keeps the whole photo.
+        crop_max_side: the crop is shrunk to at most this many pixels per side.
     """
 
     resolution: int = DEFAULT_RESOLUTION
@@ -63,6 +67,8 @@ class GeometryConfig:
     max_side: int = DEFAULT_MAX_SIDE
     mirror_guide: bool = True
     raster_backend: str = "torch"
+    crop_margin: float | None = 0.6
+    crop_max_side: int = 1024
 
     def __post_init__(self) -> None:
         if not 16 <= self.resolution <= 4096:
@@ -73,6 +79,10 @@ class GeometryConfig:
             raise InputError(f"fov_deg must be in [1, 120] degrees, got {self.fov_deg}")
         if self.n_dirs < 16:
             raise InputError(f"n_dirs must be at least 16, got {self.n_dirs}")
+        if self.crop_margin is not None and not 0.0 <= self.crop_margin <= 5.0:
+            raise InputError(f"crop_margin must be in [0, 5] or None, got {self.crop_margin}")
+        if self.crop_max_side < 64:
+            raise InputError(f"crop_max_side must be at least 64, got {self.crop_max_side}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ class Timings:
 class FaceGeometry:
     """Everything the later stages need about one photo (CPU tensors, float32).
 
-    Image space (photo size H × W):
+    Image space (the working image, H × W: the photo cropped to the face, see ``crop``):
         photo: ``[3, H, W]`` sRGB in [0, 1].
         landmarks: ``[478, 3]`` pixels (x right, y down) and mediapipe depth (see
             :class:`~facerefl.geometry.landmarks.Landmarks`).
@@ -115,6 +125,7 @@ class FaceGeometry:
         vertex_bake: the :class:`~facerefl.geometry.bake.VertexBake` the maps come from.
 
     Bookkeeping:
+        crop: where the working image lies in the loaded photo (:class:`~facerefl.geometry.crop.Crop`).
         config: the :class:`GeometryConfig` used; timings: :class:`Timings`.
     """
 
@@ -129,6 +140,7 @@ class FaceGeometry:
     bent_normal: torch.Tensor
     ao: torch.Tensor
     vertex_bake: VertexBake
+    crop: Crop | None = None
     config: GeometryConfig = field(default_factory=GeometryConfig)
     timings: Timings = field(default_factory=Timings)
 
@@ -151,7 +163,7 @@ class FaceGeometry:
             texture=mv(self.texture), visibility_sh=mv(self.visibility_sh),
             bent_normal=mv(self.bent_normal), ao=mv(self.ao),
             vertex_bake=VertexBake(mv(vb.visibility_sh), mv(vb.bent_normal), mv(vb.ao)),
-            config=self.config, timings=self.timings,
+            crop=self.crop, config=self.config, timings=self.timings,
         )
 
     # ------------------------------------------------------------------ save / load
@@ -177,6 +189,7 @@ class FaceGeometry:
             "format": FORMAT,
             "camera": json.dumps(asdict(self.camera)),
             "config": json.dumps(asdict(self.config)),
+            "crop": json.dumps(None if self.crop is None else asdict(self.crop)),
             "timings": json.dumps(asdict(self.timings)),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +230,7 @@ class FaceGeometry:
             texture=t["texture"], visibility_sh=t["visibility_sh"],
             bent_normal=t["bent_normal"], ao=t["ao"],
             vertex_bake=VertexBake(t["vertex.visibility_sh"], t["vertex.bent_normal"], t["vertex.ao"]),
+            crop=None if meta.get("crop") in (None, "null") else Crop(**json.loads(meta["crop"])),
             config=GeometryConfig(**json.loads(meta["config"])),
             timings=Timings(**json.loads(meta["timings"])),
         )
@@ -256,7 +270,11 @@ def build_face_geometry(photo: str | Path | torch.Tensor | np.ndarray,
     t1 = time.perf_counter()
     lm = detect_landmarks(img, min_face_px=cfg.min_face_px)
     t2 = time.perf_counter()
-    mesh, cam = face_mesh_from_landmarks(lm, template, cfg.fov_deg, cfg.subdivisions)
+    cam = camera_for_image(img.shape[1], img.shape[2], cfg.fov_deg)
+    crop = Crop.identity(img.shape[1], img.shape[2])
+    if cfg.crop_margin is not None:
+        img, lm, cam, crop = crop_to_face(img, lm, cam, cfg.crop_margin, cfg.crop_max_side)
+    mesh, cam = face_mesh_from_landmarks(lm, template, subdivisions=cfg.subdivisions, camera=cam)
     caster = RayCaster(mesh.vertices, mesh.faces)
     t3 = time.perf_counter()
     with warnings.catch_warnings():
@@ -277,5 +295,5 @@ def build_face_geometry(photo: str | Path | torch.Tensor | np.ndarray,
         photo=img, landmarks=lm.points, mesh=mesh, camera=cam, gbuffer=gbuffer,
         face_mask=face_mask, texture=unwrapped.texture[None],
         visibility_sh=maps.visibility_sh[None], bent_normal=maps.bent_normal[None],
-        ao=maps.ao[None], vertex_bake=vb, config=cfg, timings=timings,
+        ao=maps.ao[None], vertex_bake=vb, crop=crop, config=cfg, timings=timings,
     )

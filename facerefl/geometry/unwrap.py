@@ -22,7 +22,7 @@ import torch
 
 from facerefl.geometry.poisson import poisson_fill
 from facerefl.geometry.raycast import RayCaster
-from facerefl.geometry.uvmap import UVRaster, interpolate_texels, pad_width, rasterize_uv
+from facerefl.geometry.uvmap import UVRaster, interpolate_texels, rasterize_uv
 from facerefl.render.raster import Camera, Mesh, project_points, rasterize_visibility
 
 __all__ = ["DEFAULT_RESOLUTION", "DEFAULT_MIN_COS", "Unwrapped", "texel_visibility", "unwrap"]
@@ -39,8 +39,8 @@ class Unwrapped:
 
     Attributes:
         texture: ``[4, R, R]`` float32. Channels 0–2: sRGB in [0, 1], photo colour where
-            visible, Poisson-filled elsewhere in the layout (plus a gutter of
-            :func:`~facerefl.geometry.uvmap.pad_width` texels), 0 beyond. Channel 3: the
+            visible, Poisson-filled elsewhere in the layout and its gutter
+            (:func:`~facerefl.geometry.uvmap.pad_width` texels), 0 beyond. Channel 3: the
             valid-skin mask in {0, 1} (skin region and visible).
         visible: ``[R, R]`` bool texels seen in the photo.
         covered: ``[R, R]`` bool texels inside the UV layout.
@@ -167,8 +167,7 @@ def unwrap(photo: torch.Tensor, mesh: Mesh, camera: Camera,
     vis[raster.texels.numpy()] = vis_t
     vis = vis.reshape(r, r)
     visible = torch.from_numpy(vis)
-    covered = raster.covered.numpy()
-    domain = _dilate(covered, pad_width(resolution))
+    domain = raster.padded.numpy()
     if not vis.any():
         raise ValueError("no texel of the face is visible in the photo")
     guide = guide_ok = None
@@ -179,8 +178,3 @@ def unwrap(photo: torch.Tensor, mesh: Mesh, camera: Camera,
     mask = (skin & visible).to(torch.float32)[None]
     return Unwrapped(torch.cat([tex, mask], 0).contiguous(), visible, raster.covered)
 
-
-def _dilate(mask: np.ndarray, width: int) -> np.ndarray:
-    from scipy import ndimage  # noqa: PLC0415
-
-    return ndimage.binary_dilation(mask, iterations=width) if width > 0 else mask.copy()

@@ -4,6 +4,10 @@ Texel (i, j) of an ``R × R`` texture has its centre at UV ((j + 0.5)/R, 1 − (
 (docs/conventions.md: v = 0 at the bottom row). The UV layout is drawn with the render
 package's rasterizer by placing UV triangles in a plane facing a camera whose pixel grid
 is the texel grid (all at one depth, so the barycentrics are the plain affine ones).
+
+Maps baked into a layout get a *gutter*: the texels just outside the layout copy their
+nearest covered texel, so that bilinear lookups near the layout's edges do not mix in
+empty texels.
 """
 
 from __future__ import annotations
@@ -19,7 +23,12 @@ from scipy import ndimage
 from facerefl.render.raster import Camera, Mesh, rasterize_visibility
 
 __all__ = ["UVRaster", "rasterize_uv", "interpolate_uv", "interpolate_texels", "scatter_texels",
-           "pad_texture", "pad_width"]
+           "pad_texture", "pad_width", "fill_gutter"]
+
+
+def pad_width(size: int) -> int:
+    """Default gutter width in texels: 4 at 512², scaled with the resolution, at least 2."""
+    return max(2, round(4 * size / 512))
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,9 @@ class UVRaster:
         texels: ``[N]`` int64 flat indices (``i * R + j``) of the covered texels.
         weights: ``[N, V]`` scipy CSR matrix, 3 barycentric weights per row: per-vertex
             values ``[V, C]`` map to covered texels by ``weights @ values``.
+        gutter_dst: ``[G]`` int64 flat indices of the gutter texels (within
+            :func:`pad_width` of the layout, outside it).
+        gutter_src: ``[G]`` int64 flat index of the nearest covered texel of each.
     """
 
     tri_id: torch.Tensor
@@ -40,6 +52,8 @@ class UVRaster:
     faces: torch.Tensor
     texels: torch.Tensor
     weights: sp.csr_matrix
+    gutter_dst: np.ndarray
+    gutter_src: np.ndarray
 
     @property
     def size(self) -> int:
@@ -50,6 +64,13 @@ class UVRaster:
         """``[R, R]`` bool texels inside some triangle."""
         return self.tri_id >= 0
 
+    @property
+    def padded(self) -> torch.Tensor:
+        """``[R, R]`` bool: covered texels and the gutter around them."""
+        m = self.covered.reshape(-1).clone()
+        m[torch.from_numpy(self.gutter_dst)] = True
+        return m.view(self.size, self.size)
+
 
 _CACHE: dict[tuple, UVRaster] = {}
 
@@ -58,6 +79,18 @@ def _key(faces: torch.Tensor, uvs: torch.Tensor, size: int) -> tuple:
     h = hashlib.sha1(faces.detach().cpu().numpy().tobytes())
     h.update(uvs.detach().cpu().to(torch.float32).numpy().tobytes())
     return size, h.hexdigest()
+
+
+def _gutter(covered: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat (destination, nearest covered source) indices of the ``width``-texel ring."""
+    if not covered.any() or covered.all():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist, (ii, jj) = ndimage.distance_transform_edt(~covered, return_indices=True)
+    ring = (dist > 0) & (dist <= width)
+    r = covered.shape[1]
+    dst = np.flatnonzero(ring)
+    src = (ii.ravel()[dst] * r + jj.ravel()[dst]).astype(np.int64)
+    return dst.astype(np.int64), src
 
 
 def rasterize_uv(faces: torch.Tensor, uvs: torch.Tensor, size: int) -> UVRaster:
@@ -89,7 +122,8 @@ def rasterize_uv(faces: torch.Tensor, uvs: torch.Tensor, size: int) -> UVRaster:
     n = texels.numel()
     weights = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n), 3), corners.ravel())),
                             shape=(n, uv.shape[0]))
-    out = UVRaster(tri_id, bary.to(torch.float32), f, texels, weights)
+    dst, src = _gutter((tri_id >= 0).numpy(), pad_width(size))
+    out = UVRaster(tri_id, bary.to(torch.float32), f, texels, weights, dst, src)
     if len(_CACHE) > 16:
         _CACHE.clear()
     _CACHE[key] = out
@@ -103,13 +137,20 @@ def interpolate_texels(raster: UVRaster, attr: torch.Tensor | np.ndarray) -> np.
     return raster.weights @ a
 
 
-def scatter_texels(raster: UVRaster, values: np.ndarray | torch.Tensor, fill: float = 0.0) -> torch.Tensor:
-    """Covered-texel values ``[N, C]`` → texture ``[C, R, R]`` float32 (``fill`` elsewhere)."""
-    v = torch.as_tensor(np.asarray(values), dtype=torch.float32)
+def scatter_texels(raster: UVRaster, values: np.ndarray | torch.Tensor, fill: float = 0.0,
+                   gutter: bool = False) -> torch.Tensor:
+    """Covered-texel values ``[N, C]`` → texture ``[C, R, R]`` float32.
+
+    Texels outside the layout hold ``fill``; with ``gutter`` the gutter texels copy their
+    nearest covered texel instead.
+    """
+    v = np.asarray(values, dtype=np.float32)
     r = raster.size
-    out = torch.full((r * r, v.shape[1]), fill, dtype=torch.float32)
-    out[raster.texels] = v
-    return out.T.reshape(v.shape[1], r, r).contiguous()
+    out = np.full((v.shape[1], r * r), fill, dtype=np.float32)
+    out[:, raster.texels.numpy()] = v.T
+    if gutter:
+        out[:, raster.gutter_dst] = out[:, raster.gutter_src]
+    return torch.from_numpy(out.reshape(v.shape[1], r, r))
 
 
 def interpolate_uv(raster: UVRaster, attr: torch.Tensor) -> torch.Tensor:
@@ -118,16 +159,17 @@ def interpolate_uv(raster: UVRaster, attr: torch.Tensor) -> torch.Tensor:
     return scatter_texels(raster, interpolate_texels(raster, attr))
 
 
-def pad_width(size: int) -> int:
-    """Default gutter width in texels: 4 at 512², scaled with the resolution, at least 2."""
-    return max(2, round(4 * size / 512))
+def fill_gutter(raster: UVRaster, tex: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tex [C, R, R]`` whose gutter texels repeat their nearest covered texel."""
+    out = tex.clone().reshape(tex.shape[0], -1)
+    out[:, torch.from_numpy(raster.gutter_dst)] = out[:, torch.from_numpy(raster.gutter_src)]
+    return out.view_as(tex)
 
 
 def pad_texture(tex: torch.Tensor, valid: torch.Tensor, width: int) -> torch.Tensor:
     """Copy the nearest valid texel into invalid texels at most ``width`` texels away.
 
-    A gutter like this keeps bilinear lookups near the layout's edges from mixing in
-    empty texels.
+    The general form of the gutter, for any mask.
 
     Args:
         tex: ``[C, R, R]`` texture (any dtype/range).
@@ -137,14 +179,7 @@ def pad_texture(tex: torch.Tensor, valid: torch.Tensor, width: int) -> torch.Ten
     Returns:
         ``[C, R, R]``: ``tex`` with the gutter filled; texels farther away are unchanged.
     """
-    v = valid.detach().cpu().numpy().astype(bool)
-    if v.all() or not v.any() or width <= 0:
-        return tex.clone()
-    dist, (ii, jj) = ndimage.distance_transform_edt(~v, return_indices=True)
-    ring = (dist > 0) & (dist <= width)
-    out = tex.clone()
-    ri, rj = np.nonzero(ring)
-    src_i = torch.from_numpy(ii[ri, rj]).to(tex.device)
-    src_j = torch.from_numpy(jj[ri, rj]).to(tex.device)
-    out[:, torch.from_numpy(ri).to(tex.device), torch.from_numpy(rj).to(tex.device)] = tex[:, src_i, src_j]
-    return out
+    dst, src = _gutter(valid.detach().cpu().numpy().astype(bool), width)
+    out = tex.clone().reshape(tex.shape[0], -1)
+    out[:, torch.from_numpy(dst).to(tex.device)] = out[:, torch.from_numpy(src).to(tex.device)]
+    return out.view_as(tex)

@@ -98,3 +98,27 @@ def test_subdivided_face_mesh(astro_mesh, template):
     mesh2, _ = face_mesh_from_landmarks(lm, template, subdivisions=1)
     assert mesh2.faces.shape[0] == 4 * 898
     assert torch.allclose(mesh2.vertices[:468], mesh.vertices)
+
+
+def test_crop_to_face_keeps_geometry_consistent(astronaut, astro_mesh):
+    from facerefl.geometry.crop import crop_to_face
+    from facerefl.geometry.mesh import camera_for_image
+
+    lm, _, _ = astro_mesh
+    cam = camera_for_image(512, 512)
+    photo_c, lm_c, cam_c, crop = crop_to_face(astronaut, lm, cam, margin=0.5, max_side=128)
+    assert max(photo_c.shape[1:]) == 128 and lm_c.image_size == tuple(photo_c.shape[1:])
+    assert (cam_c.height, cam_c.width) == lm_c.image_size
+    # Same rays: a crop pixel maps back to the photo pixel with the same direction.
+    back_x = crop.x0 + lm_c.points[:, 0] / crop.scale_x
+    back_y = crop.y0 + lm_c.points[:, 1] / crop.scale_y
+    assert torch.allclose(back_x, lm.points[:, 0], atol=1e-3)
+    assert torch.allclose(back_y, lm.points[:, 1], atol=1e-3)
+    assert abs((cam_c.cx - lm_c.points[1, 0]) / cam_c.fx - (cam.cx - lm.points[1, 0]) / cam.fx) < 1e-6
+    # The crop shows the face: landmarks found on it agree with the carried-over ones.
+    again = detect_landmarks(photo_c, min_face_px=20)
+    assert float((again.points[:468, :2] - lm_c.points[:468, :2]).abs().median()) < 2.0
+    # The colours match the photo at the same places.
+    i, j = int(lm_c.points[1, 1]), int(lm_c.points[1, 0])
+    pi, pj = int(lm.points[1, 1]), int(lm.points[1, 0])
+    assert float((photo_c[:, i, j] - astronaut[:, pi, pj]).abs().max()) < 0.15

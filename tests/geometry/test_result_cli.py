@@ -56,6 +56,7 @@ def test_save_load_roundtrip(built, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
     back = FaceGeometry.load(path)
     assert back.camera == fg.camera and back.config == fg.config and back.timings == fg.timings
+    assert back.crop == fg.crop
     for name in ("photo", "landmarks", "face_mask", "texture", "visibility_sh", "bent_normal", "ao"):
         assert torch.equal(getattr(back, name), getattr(fg, name)), name
     for f in fields(GBuffer):
@@ -70,11 +71,26 @@ def test_save_load_roundtrip(built, tmp_path):
         FaceGeometry.load(tmp_path / "nope.safetensors")
 
 
+def test_large_photo_is_cropped_to_the_face():
+    big = cv2.resize(skimage.data.astronaut(), (1600, 1600), interpolation=cv2.INTER_CUBIC)
+    fg = build_face_geometry(big, GeometryConfig(resolution=64, subdivisions=0, crop_max_side=300))
+    h, w = fg.photo.shape[1:]
+    assert max(h, w) == 300 and fg.gbuffer.mask.shape == (1, h, w, 1)
+    c = fg.crop
+    assert (c.photo_width, c.photo_height) == (1600, 1600) and c.scale_x < 1.0
+    assert 0.1 < float(fg.gbuffer.mask.mean()) < 0.6  # the face fills much of the crop (0.15)
+    whole = build_face_geometry(skimage.data.astronaut(),
+                                GeometryConfig(resolution=64, subdivisions=0, crop_margin=None))
+    assert whole.photo.shape == (3, 512, 512) and whole.crop.scale_x == 1.0
+
+
 def test_config_validation():
     with pytest.raises(InputError, match="resolution"):
         GeometryConfig(resolution=8)
     with pytest.raises(InputError, match="subdivisions"):
         GeometryConfig(subdivisions=9)
+    with pytest.raises(InputError, match="crop_margin"):
+        GeometryConfig(crop_margin=-1.0)
 
 
 def _run_cli(args, capsys):
