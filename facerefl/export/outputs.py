@@ -253,6 +253,52 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
     return sections
 
 
+def _write_inputs_maps_light(out: FitOutputs, out_dir: Path, options: ExportOptions) -> list[Path]:
+    """Photo, unwrapped texture, reflectance maps, AO, ``light.json`` and the light probe."""
+    written = [save_png(out_dir / "photo.png", out.photo)]
+    if out.texture is not None:
+        written.append(save_png(out_dir / "texture.png", out.texture))
+    written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
+    if out.face.ao is not None:
+        written.append(save_png(out_dir / "ao.png", out.face.ao))
+    written.append(save_light_json(out_dir / "light.json", out.light))
+    probe = light_probe_image(out.light, options.probe_size)
+    written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))
+    return written
+
+
+def _write_renders(
+    out: FitOutputs, out_dir: Path, named: list[tuple[str, str, torch.Tensor]], options: ExportOptions
+) -> tuple[list[tuple[str, str, View]], list[Path]]:
+    """Reconstruction, composite, side-by-side and the relit views; returns the views too."""
+    recon, relit = _render_all(out, named, options)
+    rendering, mask = (out.rendering, out.mask) if recon is None else (recon.rgb, recon.mask)
+    composite = composite_over_photo(rendering, out.photo, mask)
+    written = [
+        save_png(out_dir / "reconstruction.png", rgba_rendering(rendering, mask)),
+        save_png(out_dir / "composite.png", composite),
+        save_png(out_dir / "side_by_side.png", side_by_side(out.photo, composite, options.diff_gain)),
+    ]
+    written += [save_png(out_dir / f, rgba_rendering(v.rgb, v.mask)) for f, _, v in relit]
+    return relit, written
+
+
+def _write_meshes(out: FitOutputs, out_dir: Path, options: ExportOptions) -> list[Path]:
+    """``face.glb`` and ``face.obj`` + ``face.mtl``, centred, in metres."""
+    maps = out.face.maps
+    camera_surface = surface_from_mesh(out.mesh)
+    surface = to_asset_frame(camera_surface, options.metres_per_unit)
+    textures = PbrTextures(maps.albedo, maps.specular, maps.normal, out.face.roughness, F0_MAX, out.face.ao)
+    centre_m = head_centre(camera_surface.positions) * options.metres_per_unit
+    placement = {
+        "camera_frame_centre_m": [float(v) for v in centre_m],
+        "note": "add camera_frame_centre_m to the positions to put the face back in the photo's camera frame",
+    }
+    written = [write_glb(out_dir / "face.glb", surface, textures, extras=placement)]
+    written += write_obj(out_dir / "face.obj", surface, roughness=out.face.roughness, specular_f0=F0_MAX)
+    return list(written)
+
+
 def write_all(
     out: FitOutputs,
     out_dir: str | Path,
@@ -279,39 +325,10 @@ def write_all(
     if not out_dir.is_dir():
         raise InputError(f"output folder {out_dir} does not exist; create it with prepare_output_dir() first")
     named = _named_environments(environments or {}, out.light)
-    written: list[Path] = []
-    written.append(save_png(out_dir / "photo.png", out.photo))
-    if out.texture is not None:
-        written.append(save_png(out_dir / "texture.png", out.texture))
-    written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
-    if out.face.ao is not None:
-        written.append(save_png(out_dir / "ao.png", out.face.ao))
-    written.append(save_light_json(out_dir / "light.json", out.light))
-    probe = light_probe_image(out.light, options.probe_size)
-    written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))
-
-    recon, relit = _render_all(out, named, options)
-    rendering, mask = (out.rendering, out.mask) if recon is None else (recon.rgb, recon.mask)
-    composite = composite_over_photo(rendering, out.photo, mask)
-    written.append(save_png(out_dir / "reconstruction.png", rgba_rendering(rendering, mask)))
-    written.append(save_png(out_dir / "composite.png", composite))
-    written.append(save_png(out_dir / "side_by_side.png", side_by_side(out.photo, composite, options.diff_gain)))
-
-    for fname, _, view in relit:
-        written.append(save_png(out_dir / fname, rgba_rendering(view.rgb, view.mask)))
-
-    maps = out.face.maps
-    camera_surface = surface_from_mesh(out.mesh)
-    surface = to_asset_frame(camera_surface, options.metres_per_unit)
-    textures = PbrTextures(maps.albedo, maps.specular, maps.normal, out.face.roughness, F0_MAX, out.face.ao)
-    centre_m = head_centre(camera_surface.positions) * options.metres_per_unit
-    placement = {
-        "camera_frame_centre_m": [float(v) for v in centre_m],
-        "note": "add camera_frame_centre_m to the positions to put the face back in the photo's camera frame",
-    }
-    written.append(write_glb(out_dir / "face.glb", surface, textures, extras=placement))
-    written += write_obj(out_dir / "face.obj", surface, roughness=out.face.roughness, specular_f0=F0_MAX)
-
+    written = _write_inputs_maps_light(out, out_dir, options)
+    relit, renders = _write_renders(out, out_dir, named, options)
+    written += renders
+    written += _write_meshes(out, out_dir, options)
     if out.loss_history:
         written.append(save_loss_plot(out_dir / "loss.png", out.loss_history))
     written.append(save_metrics_json(out_dir / "metrics.json", out.metrics, out.timings, out.loss_history))
