@@ -19,6 +19,7 @@ from facerefl.errors import InputError
 from facerefl.geometry.__main__ import OUTPUTS, main
 from facerefl.geometry.result import FaceGeometry, GeometryConfig, build_face_geometry
 from facerefl.render.raster import GBuffer
+from tests.geometry.test_unwrap_bake import check_face_occlusion
 
 CFG = GeometryConfig(resolution=256)
 
@@ -29,7 +30,7 @@ def built(astronaut, grace):
 
 
 @pytest.mark.parametrize("name", ["astronaut", "grace"])
-def test_coverage_and_occlusion_ranges(built, name):
+def test_coverage_and_occlusion_ranges(built, name, template):
     fg = built[name]
     h, w = fg.photo.shape[1:]
     assert fg.texture.shape == (1, 4, 256, 256) and fg.visibility_sh.shape == (1, 9, 256, 256)
@@ -43,6 +44,9 @@ def test_coverage_and_occlusion_ranges(built, name):
     ao = fg.vertex_bake.ao
     assert float(ao.max()) > 0.99 and float(ao.min()) < 0.5
     assert 0.85 < float(ao.mean()) < 0.99
+    # Darker nostrils, eye corners and under the nose than cheeks and forehead (the
+    # first 468 vertices of the subdivided mesh are the template's).
+    check_face_occlusion(ao[:468], template)
     # The photo's face pixels and the texture agree in colour (same skin, same sRGB).
     skin_px = fg.photo.permute(1, 2, 0)[fg.face_mask[0, ..., 0] > 0].mean(0)
     skin_tex = fg.texture[0, :3][:, fg.texture[0, 3] > 0].mean(1)
