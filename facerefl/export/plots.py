@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from facerefl.export.atomic import atomic_write_bytes, atomic_write_json
 
@@ -36,6 +37,7 @@ def loss_curve_png(losses: Sequence[float], title: str = "reconstruction loss", 
     ax.plot(xs, ys, color="#1f5fa8", linewidth=1.5, marker="." if len(pts) < 50 else None)
     if min(ys) > 0:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title(title + (f" ({dropped} non-finite values omitted)" if dropped else ""))
