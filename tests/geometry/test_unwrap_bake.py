@@ -234,3 +234,16 @@ def test_visibility_sh_is_in_the_camera_frame():
     want = torch.zeros(9)
     want[0], want[3] = math.sqrt(math.pi), math.pi * math.sqrt(3 / (4 * math.pi))
     assert torch.allclose(b.visibility_sh, want.expand(16, 9), atol=0.03)
+
+
+def test_visibility_sh_reproduces_ambient_occlusion(astro_mesh):
+    """(1/π) ∫ V max(0, n·ω) dω from the 9 coefficients (render.sh's cosine lobe) agrees
+    with the directly ray-cast ambient occlusion: same frame, same normalization."""
+    from facerefl.render.sh import COSINE_BAND_WEIGHTS, sh_basis, sh_convolve
+
+    _, mesh, _ = astro_mesh
+    b = bake_vertices(mesh, n_dirs=512)
+    ao_sh = (sh_convolve(b.visibility_sh, COSINE_BAND_WEIGHTS) * sh_basis(mesh.normals)).sum(-1) / math.pi
+    diff = (ao_sh - b.ao).abs()
+    # Measured: median 0.004, 95th percentile 0.014.
+    assert float(diff.median()) < 0.01 and float(diff.quantile(0.95)) < 0.03
