@@ -29,6 +29,7 @@ from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError, OutputExistsError
 from facerefl.export.atomic import prepare_output_dir
 from facerefl.export.maps import FaceMaps
+from facerefl.export.plots import save_metrics_json
 from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
 from facerefl.export.relight import FaceAppearance
 from facerefl.fit.loop import FitSettings
@@ -142,9 +143,11 @@ def fit_one(image: Path, out_dir: Path, cfg: DictConfig, nets: ReflectanceNetwor
         t_w = time.perf_counter()
         with staged_output_dir(out_dir, overwrite=bool(cfg.overwrite)) as stage:
             files = write_outputs(fit, stage, cfg, envs, timings={"geometry": t_geom, **fit.timings})
-        t_write = time.perf_counter() - t_w
-        timings = {"geometry": t_geom, **fit.timings, "writing": t_write,
-                   "total": time.perf_counter() - t0}
+            t_write = time.perf_counter() - t_w
+            timings = {"geometry": t_geom, **fit.timings, "writing": t_write,
+                       "total": time.perf_counter() - t0}
+            # metrics.json again, now that the writing time and the total are known
+            save_metrics_json(stage / "metrics.json", fit.metrics, timings, fit.result.losses)
         if logger is not None:
             logger.log_metrics({f"fit/{k}": v for k, v in fit.metrics.items() if math.isfinite(v)})
             logger.finalize("success")
