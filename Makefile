@@ -32,5 +32,16 @@ test-all: setup  ## run every test, slow ones included
 bench: setup  ## run benchmarks; numbers go to bench/*.json
 	$(VPY) -m facerefl.bench
 
+demo: setup  ## fit the bundled sample photo with the shipped CPU weights
+	$(VPY) optimize.py image=data/samples/astronaut.png output_dir=outputs/astronaut overwrite=true
+	@echo "report: $(CURDIR)/outputs/astronaut/report.html"
+
+data: setup  ## cache a synthetic training set and build the Monte Carlo test set
+	$(VPY) -m facerefl.data.make_cache
+	$(VPY) -m facerefl.data.make_testset
+
+train: setup  ## train every CPU-preset network and export weights to data/checkpoints/cpu
+	$(VPY) -m facerefl.tasks.train_all
+
 clean:  ## remove caches (not the venv)
 	rm -rf .pytest_cache outputs multirun
