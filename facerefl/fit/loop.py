@@ -64,6 +64,8 @@ class FitSettings:
         patience: iterations without progress before an early stop.
         roughness: GGX roughness of the skin (the paper has one global value).
         spec_model: ``"lobe"`` or ``"paper"`` (see :mod:`facerefl.render.shading`).
+        enhance: apply the detail enhancers R_* (False: decoder outputs D_* are rendered
+            directly, the "no enhancer" ablation of section 8.4.3).
     """
 
     iterations: int = 150
@@ -75,6 +77,7 @@ class FitSettings:
     patience: int = 20
     roughness: float = DEFAULT_ROUGHNESS
     spec_model: str = DEFAULT_SPEC_MODEL
+    enhance: bool = True
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -166,6 +169,14 @@ def render_maps(problem: FitProblem, maps: ReflectanceMaps, light: Tensor,
     return linear_to_srgb(out.rgb)
 
 
+def decode_maps(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor,
+                settings: FitSettings) -> ReflectanceMaps:
+    """Equations 2–4: ``R(D(F, z), T)`` (or ``D(F, z)`` alone when ``enhance`` is off)."""
+    if settings.enhance:
+        return nets.reflectance(code, texture)
+    return nets.decode(code)
+
+
 def _loss(pred: Tensor, problem: FitProblem) -> Tensor:
     w = problem.weight
     return ((pred - problem.target).square() * w).sum() / (w.sum() * 3)
@@ -233,7 +244,7 @@ def fit_latents(
 
     for it in range(settings.iterations + 1):
         with torch.set_grad_enabled(bool(free)):
-            maps = nets.reflectance(_code_from(code0, z), problem.texture)
+            maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings)
             pred = render_maps(problem, maps, z["light"], settings)
             loss = _loss(pred, problem)
         value = float(loss.detach())
@@ -277,7 +288,7 @@ def fit_latents(
     _, best_idx, zb = best
     with torch.no_grad():
         code_b = _code_from(code0, zb)
-        maps_b = nets.reflectance(code_b, problem.texture)
+        maps_b = decode_maps(nets, code_b, problem.texture, settings)
     seconds = time.perf_counter() - t0
     steps = max(len(losses) - 1, 1)
     return FitResult(

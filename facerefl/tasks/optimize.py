@@ -87,6 +87,7 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         iterations=int(cfg.iterations), lr=float(f.lr), betas=tuple(float(b) for b in f.betas),
         optimize=tuple(f.optimize), early_stop=bool(f.early_stop), tol=float(f.tol),
         patience=int(f.patience), roughness=float(f.roughness), spec_model=str(f.spec_model),
+        enhance=bool(f.get("enhance", True)),
     )
 
 

@@ -98,3 +98,8 @@ def test_fit_geometry_reports_before_and_after(tiny_nets, astro_geometry):
     assert pf.rendering.shape == (3, h, w) and pf.face_mask.shape == (1, h, w)
     assert float((pf.rendering * (1 - pf.coverage)).abs().max()) == 0.0
     assert set(pf.timings) >= {"prepare", "encoding", "optimization"}
+
+
+def test_without_enhancer_renders_decoder_outputs(tiny_nets, problem):
+    res = fit_latents(tiny_nets, problem, FitSettings(iterations=2, enhance=False))
+    assert res.maps.albedo.shape == (1, 3, 32, 32)  # decoder size, not the enhancer's 64
