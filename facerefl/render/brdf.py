@@ -45,6 +45,8 @@ __all__ = [
     "fresnel_schlick",
     "hammersley",
     "sample_ggx_half",
+    "split_sum_table",
+    "split_sum_lookup",
     "dfg_table",
     "dfg_lookup",
     "lobe_band_factors",
@@ -153,13 +155,14 @@ def _np_visibility(nv: np.ndarray, nl: np.ndarray, a2: np.ndarray) -> np.ndarray
 
 
 @functools.lru_cache(maxsize=1)
-def _dfg_np() -> np.ndarray:
+def _split_sum_np() -> np.ndarray:
+    """``[8, n_v, n_r]``: DFG (A, B) and the two view-dependent lobes (s, g1, g2)."""
     n_v, n_r = DFG_SIZE
     r = np.maximum(np.linspace(0.0, 1.0, n_r), MIN_ROUGHNESS)
     alpha = (r * r)[:, None]  # [n_r, 1]
     a2 = alpha**2
     h = sample_ggx_half(hammersley(DFG_SAMPLES), alpha)  # [n_r, S, 3]
-    out = np.empty((2, n_v, n_r))
+    out = np.empty((8, n_v, n_r))
     for i, nv in enumerate(np.maximum(np.linspace(0.0, 1.0, n_v), 1e-3)):
         v = np.array([math.sqrt(1.0 - nv * nv), 0.0, nv])
         vh = h @ v
@@ -171,54 +174,91 @@ def _dfg_np() -> np.ndarray:
         fc = (1.0 - np.clip(vh, 0.0, 1.0)) ** 5
         out[0, i] = (w * (1.0 - fc)).mean(-1)
         out[1, i] = (w * fc).mean(-1)
+        lx = 2.0 * vh * h[..., 0] - v[0]
+        for c, wf in ((2, w * (1.0 - fc)), (5, w * fc)):
+            out[c : c + 3, i] = _lobe_moments(wf, lx, nl, nv)
+    # at normal incidence R = n, so s does not matter (and is ill-conditioned): continue it
+    out[2, -1] = out[2, -2]
+    out[5, -1] = out[5, -2]
     return out
 
 
+def _lobe_moments(w: np.ndarray, lx: np.ndarray, lz: np.ndarray, nv: float) -> np.ndarray:
+    """``(s, g1, g2)`` of a sampled lobe (weights ``w``, directions ``(lx, 0, lz)``, both
+    ``[n_r, S]``) for the view with ``n·v = nv``: mean direction ``m = g1·D``, zonal
+    band-2 moment ``g2`` about ``D``, and ``s`` with ``D = normalize(n + s (R − n))``."""
+    ws = np.maximum(w.sum(-1), 1e-300)
+    mx, mz = (w * lx).sum(-1) / ws, (w * lz).sum(-1) / ws
+    g1 = np.maximum(np.hypot(mx, mz), 1e-12)
+    dx, dz = mx / g1, mz / g1
+    cos_ld = lx * dx[:, None] + lz * dz[:, None]
+    g2 = (w * 0.5 * (3.0 * cos_ld**2 - 1.0)).sum(-1) / ws
+    # R = (−sin θv, 0, cos θv) in the frame where v = (sin θv, 0, cos θv)
+    sin_v = math.sqrt(1.0 - nv * nv)
+    tan_d = np.maximum(-dx, 0.0) / np.maximum(dz, 1e-12)
+    s = tan_d / np.maximum(sin_v + tan_d * (1.0 - nv), 1e-12)
+    return np.stack([s, g1, g2])
+
+
 @functools.lru_cache(maxsize=16)
-def _dfg_cached(dtype: torch.dtype, device: str) -> Tensor:
-    return torch.as_tensor(_dfg_np(), dtype=dtype, device=torch.device(device))
+def _split_sum_cached(dtype: torch.dtype, device: str) -> Tensor:
+    return torch.as_tensor(_split_sum_np(), dtype=dtype, device=torch.device(device))
+
+
+def _dev(device) -> str:
+    return str(torch.device(device) if device is not None else "cpu")
+
+
+def split_sum_table(dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+    """Pre-integrated specular table ``[8, 64, 32]`` over ``n·v = i / 63`` (clamped to
+    ≥ 1e-3) and roughness ``r = j / 31`` (clamped to ≥ :data:`MIN_ROUGHNESS`).
+
+    Channels:
+
+    * ``A, B``: the DFG terms, ``∫ f_r(l, v) (n·l) dl = F0·A + f90·B`` (unit incident
+      radiance, Schlick Fresnel, height-correlated Smith GGX);
+    * ``s, g1, g2`` (channels 2–4 for the F0 part, 5–7 for the f90 part): each of the
+      two normalized reflection lobes ``f_r (n·l)`` with the Fresnel weight ``1 − Fc``
+      (F0 part) or ``Fc = (1 − v·h)⁵`` (f90 part) seen as a zonal lobe about its mean
+      direction ``D = normalize(n + s (R − n))`` (R the mirror direction), with first
+      and second Legendre moments ``g1, g2`` about ``D``. Bands 0 and 1 of the lobes are
+      reproduced exactly, band 2 by its zonal part. (One lobe for both parts is not
+      enough: at grazing angles the Fresnel weight reshapes the lobe strongly.)
+
+    Computed by importance sampling GGX with :data:`DFG_SAMPLES` Hammersley points per
+    node (deterministic), once per process (about a second), cached in memory.
+    """
+    return _split_sum_cached(dtype, _dev(device))
 
 
 def dfg_table(dtype: torch.dtype = torch.float32, device=None) -> Tensor:
-    """Pre-integrated split-sum DFG table.
-
-    ``table[0, i, j] = A``, ``table[1, i, j] = B`` with ``∫ f_r(l, v) (n·l) dl =
-    F0·A + f90·B`` (unit incident radiance, Schlick Fresnel, height-correlated Smith GGX)
-    at ``n·v = i / (n_v − 1)`` (clamped to ≥ 1e-3) and roughness ``r = j / (n_r − 1)``
-    (clamped to ≥ :data:`MIN_ROUGHNESS`). Computed by importance sampling with
-    :data:`DFG_SAMPLES` Hammersley points per node; deterministic; cached per process.
-
-    Returns:
-        ``[2, 64, 32]`` tensor.
-    """
-    return _dfg_cached(dtype, str(torch.device(device) if device is not None else "cpu"))
+    """The ``(A, B)`` DFG channels of :func:`split_sum_table`: ``[2, 64, 32]``."""
+    return split_sum_table(dtype, device)[:2]
 
 
-def dfg_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
-    """Bilinear lookup of the DFG table (differentiable in both arguments).
+def _column(table: Tensor, roughness: float) -> Tensor:
+    """A table ``[C, n_v, n_r]`` linearly interpolated to one roughness: ``[C, n_v]``."""
+    x = min(max(roughness, 0.0), 1.0) * (table.shape[2] - 1)
+    j = min(int(math.floor(x)), table.shape[2] - 2)
+    f = x - j
+    return table[:, :, j] * (1.0 - f) + table[:, :, j + 1] * f
 
-    For a scalar roughness the table is first interpolated to that roughness (once,
-    cached) and then linearly interpolated in ``n·v`` — the same bilinear value as the
-    general path, with fewer operations per pixel.
 
-    Args:
-        n_dot_v: ``[B, N]`` cosines, clamped to [0, 1].
-        roughness: scalar or ``[B, N]`` perceptual roughness in [0, 1].
+@functools.lru_cache(maxsize=32)
+def _split_sum_column(roughness: float, dtype: torch.dtype, device: str) -> Tensor:
+    return _column(split_sum_table(dtype, device), roughness)
 
-    Returns:
-        ``[B, 2, N]``: (A, B) per pixel (channel-first, as the shading core uses it).
-    """
+
+def _table_lookup(table: Tensor, n_dot_v: Tensor, roughness: Tensor | float, column: Tensor | None) -> Tensor:
     if n_dot_v.dim() != 2:
         raise ValueError(f"n_dot_v must have shape [B, N], got {tuple(n_dot_v.shape)}")
-    if not isinstance(roughness, Tensor):
-        col = _dfg_column(float(roughness), n_dot_v.dtype, str(n_dot_v.device))  # [2, n_v]
-        n_v = col.shape[1]
+    if column is not None:
+        n_v = column.shape[1]
         x = n_dot_v.clamp(0.0, 1.0) * (n_v - 1)
         i0 = x.detach().floor().clamp(0, n_v - 2).long()
-        c0 = col[:, i0]  # [2, B, N]
-        c1 = col[:, i0 + 1]
+        c0 = column[:, i0]  # [C, B, N]
+        c1 = column[:, i0 + 1]
         return (c0 + (x - i0.to(x.dtype)) * (c1 - c0)).transpose(0, 1)
-    table = dfg_table(n_dot_v.dtype, n_dot_v.device)
     # grid_sample: x indexes the last axis (roughness), y the rows (n·v); align_corners
     # maps -1/+1 onto the first/last nodes.
     grid = torch.stack(
@@ -230,18 +270,34 @@ def dfg_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
         mode="bilinear",
         padding_mode="border",
         align_corners=True,
-    )  # [B, 2, 1, N]
+    )  # [B, C, 1, N]
     return out[:, :, 0]
 
 
-@functools.lru_cache(maxsize=32)
-def _dfg_column(roughness: float, dtype: torch.dtype, device: str) -> Tensor:
-    """The DFG table linearly interpolated to one roughness: ``[2, n_v]``."""
-    table = dfg_table(dtype, device)
-    x = min(max(roughness, 0.0), 1.0) * (table.shape[2] - 1)
-    j = min(int(math.floor(x)), table.shape[2] - 2)
-    f = x - j
-    return table[:, :, j] * (1.0 - f) + table[:, :, j + 1] * f
+def split_sum_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
+    """Bilinear lookup of :func:`split_sum_table` (differentiable in both arguments).
+
+    For a scalar roughness the table is first interpolated to that roughness (once,
+    cached) and then linearly interpolated in ``n·v`` — the same bilinear value as the
+    general path, with fewer operations per pixel.
+
+    Args:
+        n_dot_v: ``[B, N]`` cosines, clamped to [0, 1].
+        roughness: scalar or ``[B, N]`` perceptual roughness in [0, 1].
+
+    Returns:
+        ``[B, 8, N]``: (A, B, s_A, g1_A, g2_A, s_B, g1_B, g2_B) per pixel (channel-first).
+    """
+    table = split_sum_table(n_dot_v.dtype, n_dot_v.device)
+    col = None
+    if not isinstance(roughness, Tensor):
+        col = _split_sum_column(float(roughness), n_dot_v.dtype, str(n_dot_v.device))
+    return _table_lookup(table, n_dot_v, roughness, col)
+
+
+def dfg_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
+    """The ``(A, B)`` channels of :func:`split_sum_lookup`: ``[B, 2, N]``."""
+    return split_sum_lookup(n_dot_v, roughness)[:, :2]
 
 
 @functools.lru_cache(maxsize=1)
