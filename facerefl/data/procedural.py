@@ -185,7 +185,12 @@ def strands(rng: np.random.Generator, size: int, sigma_along: float, sigma_acros
 
 def _spots(rng: np.random.Generator, size: int, where: np.ndarray, count: int,
            radius_px: tuple[float, float]) -> np.ndarray:
-    """``count`` soft round spots at random texels where ``where`` > 0.5; [0, 1]."""
+    """``count`` soft round spots at random texels where ``where`` > 0.5, in [0, 1].
+
+    Each spot is a Gaussian of std-dev ``r`` texels and peak strength in [0.4, 1]; spots
+    smaller than a texel are splatted with their area, so a low-resolution map shows them
+    faint instead of one texel wide (maps at different sizes stay alike).
+    """
     out = np.zeros((size, size), np.float32)
     ys, xs = np.nonzero(where > 0.5)
     if count == 0 or len(xs) == 0:
@@ -193,9 +198,11 @@ def _spots(rng: np.random.Generator, size: int, where: np.ndarray, count: int,
     pick = rng.integers(0, len(xs), size=count)
     radii = rng.uniform(*radius_px, size=count)
     strength = rng.uniform(0.4, 1.0, size=count)
-    for i, r, a in zip(pick, radii, strength):
-        cv2.circle(out, (int(xs[i]), int(ys[i])), max(1, int(round(r))), float(a), -1, cv2.LINE_AA)
-    return cv2.GaussianBlur(out, (0, 0), max(0.5, 0.5 * radius_px[0]))
+    sigma = max(float(np.mean(radii)), 0.5)
+    # an impulse of weight 2 pi r^2 blurred with std-dev sigma peaks at (r / sigma)^2
+    weight = strength * 2 * math.pi * np.maximum(radii, 0.3) ** 2
+    np.add.at(out, (ys[pick], xs[pick]), weight.astype(np.float32))
+    return np.clip(cv2.GaussianBlur(out, (0, 0), sigma), 0.0, 1.0)
 
 
 def _curve(size: int, pts: np.ndarray, sigma: float) -> np.ndarray:
@@ -229,7 +236,7 @@ def _albedo(p: ReflectanceParams, lay: FaceLayout, rng: np.random.Generator) -> 
     melanin = m0 * np.exp(p.mottling * low)
     melanin *= 1 + 0.35 * p.under_eye * lay.under_eye + 0.15 * lay.eyelids
     melanin *= 1 + (p.lip_melanin - 1.0) * lay.lips
-    melanin += (0.25 + 0.6 * m0) * freckles
+    melanin += (0.15 + 0.3 * m0) * freckles
     blood = (p.blood + p.blush * lay.cheeks + 0.2 * lay.nose_tip + p.lip_blood * lay.lips
              + 0.12 * lay.eyelids + 0.06 * fbm(rng, s, 12, 2))
     alb = skin_albedo(np.clip(melanin, 0, None), np.clip(blood, 0, None)).astype(np.float32)
