@@ -105,3 +105,39 @@ def test_lobe_band_factors():
     g2 = (f * 0.5 * (3 * mu * mu - 1)).sum() / f.sum()
     assert g[1].item() == pytest.approx(g1.item(), abs=2e-3)
     assert g[2].item() == pytest.approx(g2.item(), abs=2e-3)
+
+
+def test_split_sum_table_and_lookup():
+    t = brdf.split_sum_table(torch.float64)
+    assert t.shape == (8, 64, 32)
+    assert torch.equal(brdf.dfg_table(torch.float64), t[:2])
+    g1, g2 = t[3], t[4]
+    assert ((g1 > 0) & (g1 <= 1 + 1e-9)).all() and (g2 <= g1 + 1e-9).all()
+    assert g1[-1, 1].item() > 0.98  # nearly a mirror at r = 1/31, normal incidence
+    assert ((t[2] >= 0) & (t[2] <= 1.001)).all() and (t[5] >= 0).all()  # F0 lobe: D between n and R
+    nv = torch.rand(1, 40, dtype=torch.float64)
+    for r in (0.2, 0.55):
+        assert torch.allclose(brdf.split_sum_lookup(nv, r), brdf.split_sum_lookup(nv, torch.full_like(nv, r)), atol=1e-12)
+
+
+def test_lobe_moments_match_mc():
+    # at one node, the F0-weighted lobe's mean direction from independent random sampling
+    rng = np.random.default_rng(5)
+    i, j = 20, 12  # n·v = 20/63, r = 12/31
+    nv, r = i / 63, j / 31
+    a2 = (r * r) ** 2
+    h = brdf.sample_ggx_half(rng.random((400000, 2)), r * r)
+    v = np.array([math.sqrt(1 - nv * nv), 0.0, nv])
+    vh = h @ v
+    l = 2 * vh[:, None] * h - v
+    ok = (l[:, 2] > 0) & (vh > 0)
+    nl = np.where(ok, l[:, 2], 1.0)
+    vis = 0.5 / (nl * np.sqrt(nv * nv * (1 - a2) + a2) + nv * np.sqrt(nl * nl * (1 - a2) + a2))
+    w = np.where(ok, 4 * vis * nl * vh / h[:, 2], 0.0) * (1 - (1 - np.clip(vh, 0, 1)) ** 5)
+    m = (w[:, None] * l).sum(0) / w.sum()
+    t = brdf.split_sum_table(torch.float64)
+    s, g1 = t[2, i, j].item(), t[3, i, j].item()
+    assert np.linalg.norm(m) == pytest.approx(g1, abs=5e-3)
+    refl = np.array([-v[0], 0.0, v[2]])
+    d = np.array([0.0, 0.0, 1.0]) + s * (refl - np.array([0.0, 0.0, 1.0]))
+    assert np.dot(d / np.linalg.norm(d), m / np.linalg.norm(m)) > 1 - 1e-4
