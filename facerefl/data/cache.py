@@ -190,24 +190,49 @@ class SyntheticDataset(torch.utils.data.Dataset):
     """Map-style dataset generating example ``first_seed + i`` on the fly.
 
     Example ``i`` depends only on its seed, so every DataLoader worker (each builds its
-    own generator on first use) produces the same data in any order.
+    own generator on first use) produces the same data in any order. ``len`` is
+    ``length``; with ``unbounded`` any index >= 0 is accepted (see :class:`EpochSampler`).
     """
 
-    def __init__(self, settings: GeneratorSettings, length: int, first_seed: int = 0) -> None:
+    def __init__(self, settings: GeneratorSettings, length: int, first_seed: int = 0,
+                 unbounded: bool = False) -> None:
         if length < 1:
             raise InputError(f"dataset length must be positive, got {length}")
         self.settings, self.length, self.first_seed = settings, int(length), int(first_seed)
+        self.unbounded = unbounded
         self._gen: ExampleGenerator | None = None
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> ReflectanceBatch:
-        if not 0 <= i < self.length:
+        if i < 0 or (i >= self.length and not self.unbounded):
             raise IndexError(f"index {i} out of range for {self.length} examples")
         if self._gen is None:
             self._gen = ExampleGenerator(self.settings)
         return self._gen(self.first_seed + i)
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """Indices ``e * n .. (e + 1) * n - 1`` in a shuffled order for the e-th pass.
+
+    With an unbounded :class:`SyntheticDataset` every epoch sees ``n`` new examples; the
+    order and the examples depend only on ``seed`` and the epoch number, so a run is
+    reproducible whatever the worker count.
+    """
+
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True) -> None:
+        self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), shuffle, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        base = self.epoch * self.n
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        self.epoch += 1
+        return iter((base + order).tolist())
 
 
 def print_progress(done: int, total: int) -> None:

@@ -1,7 +1,9 @@
 """Lightning DataModule of synthetic reflectance examples (issue 4, part 6).
 
 Training examples come from a cache folder (``python -m facerefl.data.make_cache``) when
-``cache_dir`` is given, else they are generated on the fly; validation examples are
+``cache_dir`` is given, else they are generated on the fly (with ``fresh_each_epoch``,
+``num_train`` new ones every epoch: epoch e uses seeds ``train_seed + e * num_train + i``,
+shuffled by :class:`~facerefl.data.cache.EpochSampler`); validation examples are
 generated on the fly from a disjoint seed range (or read from ``val_cache_dir``). Each
 example depends only on its seed (see :mod:`facerefl.data.assemble`), so DataLoader
 workers need no seeding of their own and any worker count gives the same data.
@@ -13,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facerefl.data.assemble import GeneratorSettings, Sizes
-from facerefl.data.cache import CachedDataset, SyntheticDataset
+from facerefl.data.cache import CachedDataset, EpochSampler, SyntheticDataset
 from facerefl.data.types import collate_reflectance
 
 #: First seed of the on-the-fly validation examples.
@@ -36,6 +38,7 @@ class SyntheticDataModule(pl.LightningDataModule):
         val_cache_dir: read validation examples from this cache folder.
         num_workers: DataLoader worker processes.
         bake_dirs: visibility-bake ray directions per vertex.
+        fresh_each_epoch: on-the-fly training makes new examples every epoch.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class SyntheticDataModule(pl.LightningDataModule):
         val_cache_dir: str | None = None,
         num_workers: int = 0,
         bake_dirs: int = 128,
+        fresh_each_epoch: bool = True,
     ) -> None:
         super().__init__()
         self.settings = GeneratorSettings(sizes=Sizes(image, texture, detail), bake_dirs=bake_dirs)
@@ -58,25 +62,30 @@ class SyntheticDataModule(pl.LightningDataModule):
         self.num_train, self.num_val, self.train_seed = int(num_train), int(num_val), int(train_seed)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.val_cache_dir = Path(val_cache_dir).expanduser() if val_cache_dir else None
+        self.fresh_each_epoch = bool(fresh_each_epoch)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set = (CachedDataset(self.cache_dir) if self.cache_dir is not None
-                              else SyntheticDataset(self.settings, self.num_train, self.train_seed))
+                              else SyntheticDataset(self.settings, self.num_train, self.train_seed,
+                                                    unbounded=self.fresh_each_epoch))
         if self.val_set is None:
             self.val_set = (CachedDataset(self.val_cache_dir) if self.val_cache_dir is not None
                             else SyntheticDataset(self.settings, self.num_val, VAL_SEED))
 
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, collate_fn=collate_reflectance,
-                          persistent_workers=self.num_workers > 0, drop_last=shuffle and len(ds) > self.batch_size)
+    def _loader(self, ds: Dataset, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle and sampler is None,
+                          sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_reflectance, persistent_workers=self.num_workers > 0,
+                          drop_last=shuffle and len(ds) > self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self.train_set, shuffle=True)
+        fresh = isinstance(self.train_set, SyntheticDataset) and self.train_set.unbounded
+        sampler = EpochSampler(len(self.train_set), self.train_seed) if fresh else None
+        return self._loader(self.train_set, shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         self.setup()

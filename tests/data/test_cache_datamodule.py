@@ -82,3 +82,22 @@ def test_data_configs_instantiate(name):
     assert isinstance(dm, SyntheticDataModule)
     z = dm.settings.sizes
     assert (z.texture, z.detail) == ((128, 128) if name == "synthetic" else (1024, 512))
+
+
+def test_epoch_sampler_gives_new_reproducible_indices():
+    from facerefl.data.cache import EpochSampler
+
+    s = EpochSampler(4, seed=3)
+    e0, e1 = list(s), list(s)
+    assert sorted(e0) == [0, 1, 2, 3] and sorted(e1) == [4, 5, 6, 7]
+    t = EpochSampler(4, seed=3)
+    assert list(t) == e0 and list(t) == e1
+
+
+def test_fresh_epochs_in_datamodule():
+    dm = SyntheticDataModule(image=48, texture=32, detail=16, batch_size=2, num_train=2,
+                             num_val=1, bake_dirs=16)
+    loader = dm.train_dataloader()
+    first = next(iter(loader)).seed
+    second = next(iter(loader)).seed
+    assert sorted(first.tolist()) == [0, 1] and sorted(second.tolist()) == [2, 3]
