@@ -201,7 +201,8 @@ def _geometric_regions(verts: np.ndarray, loops: dict[str, list[int]],
     """Nose, cheeks and forehead as vertex sets chosen by position in the template frame.
 
     * nose: within the x half-width and y extent of mediapipe's nose contour lines;
-    * forehead: above the highest brow vertex;
+    * forehead: above the brows' median height (so from their upper edge), between
+      their outer ends;
     * cheeks: beside the nose and below the eyes, down to the mouth corners, outside
       the nose half-width, away from the eyes and lips.
     """
@@ -210,8 +211,10 @@ def _geometric_regions(verts: np.ndarray, loops: dict[str, list[int]],
     half_w = np.abs(x[nose_ids]).max()
     ny0, ny1 = y[nose_ids].min(), y[nose_ids].max()
     nose = np.nonzero((np.abs(x) <= half_w) & (y >= ny0) & (y <= ny1))[0]
-    brow_top = max(y[loops["left_brow"]].max(), y[loops["right_brow"]].max())
-    forehead = np.nonzero(y > brow_top)[0]
+    brows = loops["left_brow"] + loops["right_brow"]
+    # Everything above the brows' upper edge, between their outer ends.
+    brow_mid = np.median(y[brows])
+    forehead = np.nonzero((y > brow_mid) & (np.abs(x) <= np.abs(x[brows]).max()))[0]
     lips = loops["lips_outer"]
     mouth_y = y[lips].max()  # top of the upper lip
     regions = {"nose": nose.tolist(), "forehead": forehead.tolist()}
