@@ -71,6 +71,26 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, text)
 
 
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse, before any work is done, to reuse a non-empty folder unless ``overwrite``.
+
+    Creates nothing; :func:`prepare_output_dir` checks and then creates the folder.
+
+    Raises:
+        OutputExistsError: ``path`` exists, is not empty and ``overwrite`` is false.
+        InputError: ``path`` exists and is not a folder.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output path {path} exists and is not a folder; choose another path")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"output folder {path} already exists and is not empty; "
+            "pass overwrite=true to replace its files, or choose another folder"
+        )
+    return path
+
+
 def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Create the output folder ``path``; refuse to reuse a non-empty one unless ``overwrite``.
 
@@ -81,14 +101,7 @@ def prepare_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path
         OutputExistsError: ``path`` exists, is not empty and ``overwrite`` is false.
         InputError: ``path`` exists and is not a folder, or cannot be created.
     """
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise InputError(f"output path {path} exists and is not a folder; choose another path")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output folder {path} already exists and is not empty; "
-            "pass overwrite=true to replace its files, or choose another folder"
-        )
+    path = check_output_dir(path, overwrite)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -9,6 +9,7 @@ from facerefl.export.atomic import (
     atomic_write,
     atomic_write_bytes,
     atomic_write_json,
+    check_output_dir,
     prepare_output_dir,
 )
 
@@ -46,6 +47,14 @@ def test_atomic_json_is_strict(tmp_path):
 def test_missing_parent_folder_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         atomic_write_bytes(tmp_path / "nope" / "x.bin", b"x")
+
+
+def test_check_output_dir_creates_nothing(tmp_path):
+    assert check_output_dir(tmp_path / "new") == tmp_path / "new"
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(OutputExistsError):
+        check_output_dir(tmp_path)
 
 
 def test_prepare_output_dir(tmp_path):
