@@ -103,12 +103,27 @@ def sample_scene(rng: np.random.Generator, template: Template, image_size: int,
     centre = 0.5 * (posed.min(0) + posed.max(0))
     # Put the face centre at depth -dist, shifted in the image plane.
     posed = posed - centre + np.array([shift[0], shift[1], -dist])
-    v = torch.as_tensor(posed, dtype=torch.float32)
-    faces, uvs = template.faces, template.uvs
-    normals = vertex_normals(v, faces)
-    for _ in range(s.subdivisions):
-        v, faces, uvs = subdivide(v, faces, uvs, normals)
-        normals = vertex_normals(v, faces)
+    mesh = mesh_from_vertices(torch.as_tensor(posed, dtype=torch.float32), template, s.subdivisions)
     cam = Camera(fx=f, fy=f, cx=image_size / 2.0, cy=image_size / 2.0,
                  width=image_size, height=image_size)
-    return Scene(Mesh(v, faces, uvs, normals), cam, rot, (yaw, pitch, roll))
+    return Scene(mesh, cam, rot, (yaw, pitch, roll))
+
+
+def mesh_from_vertices(vertices: torch.Tensor, template: Template, subdivisions: int = 1) -> Mesh:
+    """The rendered mesh of a scene from its 468 posed template vertices ``[468, 3]``.
+
+    Deterministic, so evaluation can rebuild exactly the mesh an example was rendered
+    with from ``ReflectanceBatch.vertices`` (camera frame, cm).
+    """
+    v, faces, uvs = vertices, template.faces, template.uvs.to(vertices.dtype)
+    normals = vertex_normals(v, faces)
+    for _ in range(subdivisions):
+        v, faces, uvs = subdivide(v, faces, uvs, normals)
+        normals = vertex_normals(v, faces)
+    return Mesh(v, faces, uvs, normals)
+
+
+def camera_from_intrinsics(intrinsics: torch.Tensor, size: int) -> Camera:
+    """The square-image camera of ``ReflectanceBatch.intrinsics[i]`` = (fx, fy, cx, cy)."""
+    fx, fy, cx, cy = (float(x) for x in intrinsics)
+    return Camera(fx=fx, fy=fy, cx=cx, cy=cy, width=size, height=size)

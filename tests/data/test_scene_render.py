@@ -114,3 +114,13 @@ def test_camera_rays_centre_looks_down_minus_z():
     d = camera_rays(Camera(fx=10, fy=10, cx=5, cy=5, width=10, height=10))
     assert d.shape == (10, 10, 3)
     assert float(d[5, 5, 2]) < -0.99 and float(d[0, 0, 1]) > 0 and float(d[0, 0, 0]) < 0
+
+
+def test_scene_rebuilds_from_stored_vertices(template):
+    from facerefl.data.scene import camera_from_intrinsics, mesh_from_vertices
+
+    sc = sample_scene(np.random.default_rng(4), template, 64)
+    mesh = mesh_from_vertices(sc.mesh.vertices[:468].clone(), template, 1)
+    assert torch.equal(mesh.vertices, sc.mesh.vertices) and torch.equal(mesh.faces, sc.mesh.faces)
+    c = sc.camera
+    assert camera_from_intrinsics(torch.tensor([c.fx, c.fy, c.cx, c.cy], dtype=torch.float64), 64) == c
