@@ -256,8 +256,9 @@ def _table_lookup(table: Tensor, n_dot_v: Tensor, roughness: Tensor | float, col
         n_v = column.shape[1]
         x = n_dot_v.clamp(0.0, 1.0) * (n_v - 1)
         i0 = x.detach().floor().clamp(0, n_v - 2).long()
-        c0 = column[:, i0]  # [C, B, N]
-        c1 = column[:, i0 + 1]
+        flat = i0.reshape(-1)
+        c0 = column.index_select(1, flat).view(-1, *i0.shape)  # [C, B, N]
+        c1 = column.index_select(1, flat + 1).view(-1, *i0.shape)
         return (c0 + (x - i0.to(x.dtype)) * (c1 - c0)).transpose(0, 1)
     # grid_sample: x indexes the last axis (roughness), y the rows (n·v); align_corners
     # maps -1/+1 onto the first/last nodes.

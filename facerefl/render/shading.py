@@ -85,7 +85,15 @@ from facerefl.render.brdf import (
 )
 from facerefl.render.color import linear_to_srgb
 from facerefl.render.raster import GBuffer
-from facerefl.render.sh import COSINE_BAND_WEIGHTS, SH_COUNT, sh_basis, sh_eval_cf, sh_product_cf
+from facerefl.render.sh import (
+    COSINE_BAND_WEIGHTS,
+    SH_COUNT,
+    mm_cf,
+    sh_basis,
+    sh_eval_bands_cf,
+    sh_eval_cf,
+    sh_product_cf,
+)
 from facerefl.render.texture import sample_texture
 
 __all__ = [
@@ -224,7 +232,7 @@ def _diffuse_cf(normal: Tensor, light: Tensor, vis: Tensor | None) -> Tensor:
     if vis is None:
         return sh_eval_cf(_cosine_light(light), normal)
     cw = tuple(c / math.pi for c in COSINE_BAND_WEIGHTS)
-    return light @ sh_product_cf(vis, sh_basis(normal, dim=1), cw)
+    return mm_cf(light, sh_product_cf(vis, sh_basis(normal, dim=1), cw))
 
 
 def _ao_cf(normal: Tensor, vis: Tensor) -> Tensor:
@@ -294,8 +302,8 @@ def _lobe_radiance_cf(
     """Radiance ``[B, 3, N]`` seen through a normalized zonal lobe with band factors
     ``(1, g1, g2)`` about ``D = normalize(n + s (R − n))``, ``R = 2 (n·v) n − v``."""
     axis = _normalize_cf(normal * (1.0 + s * (2.0 * n_dot_v - 1.0)) - s * view_dir)
-    y0, y1, y2 = sh_basis(axis, dim=1).split((1, 3, 5), dim=1)
-    return light @ torch.cat([y0, g1 * y1, g2 * y2], dim=1)
+    b0, b1, b2 = sh_eval_bands_cf(light, axis)
+    return b0 + g1 * b1 + g2 * b2
 
 
 def _shade_cf(
@@ -676,6 +684,14 @@ class PreparedGBuffer:
         flat = torch.cat([image.reshape(b, h * w, c), image.new_zeros(b, 1, c)], dim=1)
         return flat.gather(1, self.index.unsqueeze(-1).expand(-1, -1, c))
 
+    def scatter_cf(self, values: Tensor) -> Tensor:
+        """Channel-first per-pixel values ``[B, C, P]`` → image ``[B, H, W, C]`` (0 elsewhere;
+        an NHWC view of channel-first memory)."""
+        b, c, p = values.shape
+        hw = self.height * self.width
+        out = values.new_zeros(b, c, hw + 1).scatter(2, self.index.unsqueeze(1).expand(-1, c, -1), values)
+        return out[:, :, :hw].reshape(b, c, self.height, self.width).permute(0, 2, 3, 1)
+
     def scatter(self, values: Tensor) -> Tensor:
         """Put per-pixel values ``[B, P, C]`` back into an image ``[B, H, W, C]`` (0 elsewhere)."""
         b, p, c = values.shape
@@ -762,7 +778,6 @@ def shade_prepared(
         prep.normal, prep.tangent, prep.bitangent, prep.view_dir, albedo_px, spec_px, light,
         normal_px, prep.vis_sh, prep.occlusion_for(rough), rough, spec_model,
     )
-    per_pixel = tuple(x.transpose(1, 2) for x in out)
     if to_image:
-        per_pixel = tuple(prep.scatter(x) for x in per_pixel)
-    return Shading(*per_pixel)
+        return Shading(*(prep.scatter_cf(x) for x in out))
+    return Shading(*(x.transpose(1, 2) for x in out))

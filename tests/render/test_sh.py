@@ -174,3 +174,15 @@ def test_eval_cf_matches_eval_and_gradcheck():
     assert torch.autograd.gradcheck(sh.sh_eval_cf, (c, d))
     with pytest.raises(ValueError, match=r"\[B=2, 3, N\]"):
         sh.sh_eval_cf(c, d[:, :2])
+
+
+def test_eval_bands_cf_sum_to_eval():
+    g = torch.Generator().manual_seed(13)
+    c = torch.randn(1, 3, 9, dtype=torch.float64, generator=g)
+    d = torch.nn.functional.normalize(torch.randn(1, 3, 5, dtype=torch.float64, generator=g), dim=1)
+    b0, b1, b2 = sh.sh_eval_bands_cf(c, d)
+    assert b0.shape == (1, 3, 1) and b1.shape == b2.shape == (1, 3, 5)
+    only1 = c.clone()
+    only1[..., [0, 4, 5, 6, 7, 8]] = 0
+    assert torch.allclose(b1, sh.sh_eval_cf(only1, d), atol=1e-12)
+    assert torch.allclose(b0 + b1 + b2, sh.sh_eval(c, d.transpose(1, 2)).transpose(1, 2), atol=1e-12)
