@@ -63,6 +63,9 @@ def train(cfg: DictConfig) -> TrainResult:
     """Fit the configured model; export its weights to ``cfg.export_path`` (rank 0)."""
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("torch_threads"):
+        # On a shared CPU, fewer intra-op threads than cores avoids oversubscription stalls.
+        torch.set_num_threads(int(cfg.torch_threads))
     datamodule: pl.LightningDataModule = build(cfg.data)
     model: pl.LightningModule = build(cfg.model)
     trainer: pl.Trainer = build(
