@@ -43,5 +43,13 @@ data: setup  ## cache a synthetic training set and build the Monte Carlo test se
 train: setup  ## train every CPU-preset network and export weights to data/checkpoints/cpu
 	$(VPY) -m facerefl.tasks.train_all
 
+eval-small: setup  ## quick evaluation: 4 test examples (full, no_renderer), 3-lighting Figure 7, sample photo
+	$(VPY) evaluate.py -m ablation=full,no_renderer n_examples=4 figure7.lightings=3
+	$(VPY) evaluate.py photos=data/samples
+
+eval: setup  ## Table 1 on the 100-example test set, all ablations, Figures 5 and 7, sample photos
+	$(VPY) evaluate.py -m ablation=full,no_skip,no_renderer,no_enhancer
+	$(VPY) evaluate.py photos=data/samples
+
 clean:  ## remove caches (not the venv)
 	rm -rf .pytest_cache outputs multirun

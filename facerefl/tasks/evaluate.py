@@ -1,0 +1,238 @@
+"""``evaluate(cfg)``: Table 1, the ablations, Figures 5 and 7, and the real-photo report.
+
+The entry script ``evaluate.py`` is a thin Hydra wrapper; tests call :func:`evaluate` with a
+composed config. Modes (``conf/evaluate.yaml``):
+
+* default: the Monte Carlo test set (:mod:`facerefl.eval.synthetic`) under the active
+  ``ablation``: ``results.json``, ``report.md`` (Table 1 next to the paper, definitions),
+  ``loss_curves.png`` (Figure 5), ``samples.png``, and with ``figure7.enabled`` the
+  consistency study (``consistency.png``, in ``results.json`` and ``report.md``);
+* ``photos=DIR``: real portraits (:mod:`facerefl.eval.photos`): ``photos.json``,
+  ``photos.md``, ``contact_sheet.png``;
+* ``gather=DIR``: combine a sweep's ``results.json`` files into ``ablation.md`` /
+  ``ablation.json`` (:func:`facerefl.eval.report.gather`); a multirun does this itself at
+  the end through :class:`GatherCallback`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from facerefl.errors import InputError
+from facerefl.export.atomic import atomic_write_json, atomic_write_text
+from facerefl.models.networks import ReflectanceNetworks, shipped_dir
+
+log = logging.getLogger(__name__)
+
+__all__ = ["evaluate", "load_eval_networks", "testset_folder", "GatherCallback"]
+
+
+def load_eval_networks(cfg: DictConfig) -> ReflectanceNetworks:
+    """``cfg.weights`` if set, else ``data/checkpoints/<cfg.checkpoint or cfg.preset>``."""
+    folder = Path(str(cfg.weights)) if cfg.get("weights") else shipped_dir(
+        str(cfg.get("checkpoint") or cfg.preset))
+    return ReflectanceNetworks.from_safetensors(folder, map_location=cfg.get("device", "cpu")).freeze()
+
+
+def testset_folder(cfg: DictConfig) -> Path:
+    if cfg.get("testset"):
+        return Path(str(cfg.testset)).expanduser()
+    from facerefl.data.make_testset import default_out
+
+    return default_out()
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _settings(cfg: DictConfig):
+    """Fit and geometry settings; ``renderer=false`` (the no_renderer ablation) forces 0
+    iterations whatever ``iterations`` says."""
+    from dataclasses import replace
+
+    from facerefl.tasks.optimize import fit_settings, geometry_config
+
+    fit = fit_settings(cfg)
+    if not cfg.get("renderer", True):
+        fit = replace(fit, iterations=0)
+    return fit, geometry_config(cfg)
+
+
+def _config_dict(cfg: DictConfig) -> dict:
+    keep = ("ablation_name", "renderer", "iterations", "fit", "geometry", "weights", "checkpoint", "preset",
+            "n_examples", "testset", "probe_size", "figure7")
+    c = OmegaConf.to_container(cfg, resolve=False)
+    return {k: c.get(k) for k in keep}
+
+
+def run_testset(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Table 1 (+ Figures 5 and 7) of the active ablation; returns the results document."""
+    from facerefl.data.cache import CachedDataset
+    from facerefl.eval import report
+    from facerefl.eval.synthetic import evaluate_examples, example_name, summarize
+
+    folder = testset_folder(cfg)
+    if not (folder / "manifest.json").is_file():
+        raise InputError(f"no test set in {folder}; build it with `python -m facerefl.data.make_testset` "
+                         "(or `make data`), or pass testset=FOLDER")
+    data = CachedDataset(folder)
+    n = len(data) if cfg.get("n_examples") is None else min(int(cfg.n_examples), len(data))
+    if n < 1:
+        raise InputError(f"n_examples must be at least 1, got {cfg.n_examples}")
+    nets = load_eval_networks(cfg)
+    settings, geometry = _settings(cfg)
+    name = str(cfg.ablation_name)
+
+    def progress(r) -> None:
+        if r.ok:
+            _say(f"[{name}] {r.name}: albedo {r.scores.albedo.psnr:.2f} dB, image "
+                 f"{r.image['psnr_final']:.2f} dB, {sum(r.seconds.values()):.1f} s")
+        else:
+            _say(f"[{name}] {r.name}: FAILED ({r.error})")
+
+    pairs = ((example_name(data[i], i), data[i]) for i in range(n))
+    results = evaluate_examples(pairs, nets, settings, geometry, int(cfg.probe_size), progress)
+    summary = summarize(results)
+    doc = report.results_document(name, summary, [r.to_dict() for r in results],
+                                  {**_config_dict(cfg), "iterations_run": settings.iterations})
+    md = [f"# Evaluation: {name}\n", report.table1_markdown(summary, f"Table 1, {name}")]
+    _figures(cfg, out, results, data)
+    if cfg.figure7.enabled:
+        doc["figure7"] = run_figure7(cfg, out, nets, settings, geometry, data)
+        md.append(figure7_markdown(doc["figure7"]))
+    md.append(report.DEFINITIONS)
+    doc = report.strict_json(doc)
+    atomic_write_json(out / report.RESULTS_FILE, doc)
+    atomic_write_text(out / "report.md", "\n".join(md))
+    print("\n".join(md))
+    return doc
+
+
+def _figures(cfg: DictConfig, out: Path, results, data) -> None:
+    """Figure 5 (loss curves) and samples.png (input, reconstruction, albedo, truth)."""
+    from facerefl.eval.metrics import albedo_srgb
+    from facerefl.eval.plots import save_grid, save_loss_curves
+
+    curves = {r.name: r.losses for r in results[: int(cfg.figure5.count)] if r.ok and len(r.losses) > 1}
+    if curves:
+        save_loss_curves(out / "loss_curves.png", curves,
+                         f"Figure 5: loss vs iteration ({len(curves)} inputs, {cfg.ablation_name})")
+    rows = []
+    for i, r in enumerate(results[: int(cfg.sheet.count)]):
+        ex = data[i]
+        rows.append([ex.image[0], r.reconstruction,
+                     None if r.albedo is None else albedo_srgb(r.albedo)[0], albedo_srgb(ex.albedo)[0]])
+    if rows:
+        save_grid(out / "samples.png", rows, int(cfg.sheet.size))
+
+
+def run_figure7(cfg: DictConfig, out: Path, nets, settings, geometry, data) -> dict:
+    """One face under ``figure7.lightings`` lightings → consistency numbers and figure."""
+    from facerefl.data.assemble import Sizes
+    from facerefl.eval.consistency import consistency_summary, relit_examples
+    from facerefl.eval.metrics import albedo_srgb
+    from facerefl.eval.plots import save_grid
+    from facerefl.eval.synthetic import evaluate_examples
+
+    f7 = cfg.figure7
+    first = data[0]
+    sizes = Sizes(image=int(first.image.shape[-1]), texture=int(first.albedo.shape[-1]),
+                  detail=int(first.normal.shape[-1]))
+    _say(f"[figure 7] rendering face {int(f7.seed)} under {int(f7.lightings)} lightings ({f7.renderer})")
+    examples = relit_examples(int(f7.seed), int(f7.lightings), sizes, str(f7.renderer), int(f7.spp))
+    results = evaluate_examples(examples, nets, settings, geometry, int(cfg.probe_size))
+    gt = examples[0][1].albedo
+    summary = consistency_summary(results, gt)
+    summary["seed"] = int(f7.seed)
+    inputs = [ex.image[0] for _, ex in examples]
+    albedos = [None if r.albedo is None else albedo_srgb(r.albedo)[0] for r in results]
+    save_grid(out / "consistency.png", [inputs, albedos + [albedo_srgb(gt)[0]]], int(cfg.sheet.size))
+    return summary
+
+
+def figure7_markdown(s: dict) -> str:
+    def f(v):
+        return "–" if v is None else f"{v:.2f}"
+
+    return (f"\n## Figure 7: consistency under lighting (face {s['seed']}, {s['ok']}/{s['lightings']} fitted)\n\n"
+            f"Albedo PSNR between estimates (sRGB, skin region): mean {f(s['pairwise_psnr_mean'])} dB, "
+            f"min {f(s['pairwise_psnr_min'])} dB; against the truth: mean "
+            f"{f(s.get('psnr_vs_truth_mean'))} dB (scale-aligned {f(s.get('psnr_vs_truth_aligned_mean'))} dB); "
+            f"mean per-texel std across lightings {f(s['texel_std_mean'])} (sRGB units).\n")
+
+
+def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Real-photo mode: success rate, face PSNR/SSIM, LPIPS, time, contact sheet."""
+    from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
+    from facerefl.eval.plots import save_grid
+    from facerefl.models.components.perceptual import load_lpips
+    from facerefl.tasks.optimize import resolve_inputs
+
+    paths, _ = resolve_inputs(str(cfg.photos))
+    nets = load_eval_networks(cfg)
+    settings, geometry = _settings(cfg)
+    lpips = load_lpips("vgg")
+    rows = []
+    for p in paths:
+        r = evaluate_photo(p, nets, settings, geometry, lpips)
+        _say(f"[photos] {r.name}: " + (f"PSNR {r.psnr:.2f} dB, LPIPS {r.lpips:.3f}, {r.seconds:.1f} s"
+                                       if r.ok else f"FAILED ({r.error})"))
+        rows.append(r)
+    summary = photos_summary(rows)
+    from facerefl.eval.report import strict_json
+
+    atomic_write_json(out / "photos.json", strict_json({"summary": summary, "photos": [r.to_dict() for r in rows],
+                                                    "settings": _config_dict(cfg)}))
+    md = "# Real photos\n\n" + photos_markdown(summary, rows)
+    atomic_write_text(out / "photos.md", md)
+    save_grid(out / "contact_sheet.png", [[r.photo, r.reconstruction, r.albedo] for r in rows],
+              int(cfg.sheet.size))
+    print(md)
+    return {"summary": summary, "rows": rows}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the mode ``cfg`` selects (module docstring); returns its results.
+
+    Raises:
+        InputError / AssetMissingError: missing test set, weights, folders or assets.
+    """
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    if cfg.get("gather"):
+        from facerefl.eval.report import gather
+
+        md, js = gather(Path(str(cfg.gather)))
+        print(md.read_text(encoding="utf-8"))
+        return {"markdown": md, "json": js}
+    out = Path(str(cfg.output_dir))
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output_dir {out} is not a folder; choose another path")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.get("photos"):
+        return run_photos(cfg, out)
+    return run_testset(cfg, out)
+
+
+class GatherCallback(Callback):
+    """At the end of a multirun, write the sweep folder's combined ablation table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from facerefl.eval.report import gather
+
+        folder = Path(str(config.hydra.sweep.dir))
+        try:
+            md, _ = gather(folder)
+        except InputError as e:
+            log.warning("no ablation table: %s", e)
+            return
+        print(md.read_text(encoding="utf-8"))
