@@ -26,8 +26,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from facerefl.assets import AssetMissingError
-from facerefl.errors import InputError, OutputExistsError
-from facerefl.export.atomic import prepare_output_dir
+from facerefl.errors import InputError
+from facerefl.export.atomic import check_output_dir, prepare_output_dir
 from facerefl.export.maps import FaceMaps
 from facerefl.export.plots import save_metrics_json
 from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
@@ -156,17 +156,6 @@ def fit_one(image: Path, out_dir: Path, cfg: DictConfig, nets: ReflectanceNetwor
         return PhotoReport(str(image), True, str(out_dir), metrics=fit.metrics, timings=timings)
     except (InputError, AssetMissingError) as e:
         return PhotoReport(str(image), False, None, error=str(e).splitlines()[0])
-
-
-def check_output_dir(path: Path, overwrite: bool) -> None:
-    """Refuse early (before any work) to reuse a non-empty folder unless ``overwrite``."""
-    if path.exists() and not path.is_dir():
-        raise InputError(f"output path {path} exists and is not a folder; choose another path")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output folder {path} already exists and is not empty; "
-            "pass overwrite=true to replace it, or choose another output_dir"
-        )
 
 
 @contextmanager
