@@ -9,11 +9,9 @@ done once outside the timing, as in fitting. Results go to ``out_dir/render.json
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 
 from facerefl.render.raster import Camera, GBuffer, Mesh, rasterize
 from facerefl.render.shading import PreparedGBuffer, prepare_gbuffer, shade_prepared
+from facerefl.render.validate import write_json_atomic
 
 __all__ = ["SceneMaps", "uv_sphere", "synthetic_scene", "time_shading", "run"]
 
@@ -91,23 +90,46 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_shading(prep: PreparedGBuffer, maps: SceneMaps, repeats: int = 10) -> float:
-    """Median wall time (ms) of one forward + backward of :func:`shade_prepared`."""
+def time_shading(prep: PreparedGBuffer, maps: SceneMaps, repeats: int = 10) -> tuple[float, float]:
+    """Median wall time and median process CPU time (ms) of one forward + backward of
+    :func:`shade_prepared` (CPU time is steadier on a shared machine; on CUDA it is the
+    host time only)."""
     params = [maps.albedo, maps.specular, maps.normal, maps.light]
     leaves = [p.detach().clone().requires_grad_(True) for p in params]
     device = maps.albedo.device
-    times = []
+    wall, cpu = [], []
     for i in range(repeats + 2):
         for p in leaves:
             p.grad = None
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = shade_prepared(prep, leaves[0], leaves[1], leaves[3], normal=leaves[2])
         out.rgb.square().mean().backward()
         _sync(device)
         if i >= 2:  # warm-up
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+            wall.append((time.perf_counter() - t0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def _thread_counts(device: torch.device) -> list[int]:
+    """CPU: the current intra-op thread count and 1 (on a shared, busy machine one thread
+    is often faster: OpenMP workers wait on each other); CUDA: the current one."""
+    now = torch.get_num_threads()
+    return [now] if device.type != "cpu" or now == 1 else [now, 1]
+
+
+class _threads:
+    """Context manager setting ``torch.set_num_threads`` and restoring it."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.old)
 
 
 def run(out_dir: Path) -> dict:
@@ -120,26 +142,34 @@ def run(out_dir: Path) -> dict:
             g = gbuf.to(device=dev)
             m = SceneMaps(*(getattr(maps, f).to(dev) for f in SceneMaps.__dataclass_fields__))
             prep = prepare_gbuffer(g, m.vis_sh, m.bent_normal)
-            ms = time_shading(prep, m, repeats=5 if size >= 1024 else 10)
-            rows.append({
-                "device": dev.type,
-                "size": size,
-                "covered_pixels": int(g.mask.sum()),
-                "fwd_bwd_ms": round(ms, 2),
-            })
-    result = {"benchmark": "render.shade_prepared fwd+bwd", "threads": torch.get_num_threads(), "rows": rows}
-    print(f"{'device':6s} {'size':>6s} {'pixels':>9s} {'fwd+bwd ms':>11s}")
+            for threads in _thread_counts(dev):
+                with _threads(threads):
+                    ms, cpu_ms = time_shading(prep, m, repeats=5 if size >= 1024 else 10)
+                rows.append({
+                    "device": dev.type,
+                    "threads": threads,
+                    "size": size,
+                    "covered_pixels": int(g.mask.sum()),
+                    "fwd_bwd_ms": round(ms, 2),
+                    "fwd_bwd_cpu_ms": round(cpu_ms, 2),
+                })
+    result = {
+        "benchmark": "render.shade_prepared fwd+bwd (texture lookup + lobe shading with "
+                     "occlusion + scatter), 256² maps, float32",
+        "threads": torch.get_num_threads(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "rows": rows,
+    }
+    print(f"{'device':6s} {'thr':>3s} {'size':>6s} {'pixels':>9s} {'fwd+bwd ms':>11s} {'cpu ms':>8s}")
     for r in rows:
-        print(f"{r['device']:6s} {r['size']:>6d} {r['covered_pixels']:>9d} {r['fwd_bwd_ms']:>11.2f}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".render.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out_dir / "render.json")
+        print(f"{r['device']:6s} {r['threads']:>3d} {r['size']:>6d} {r['covered_pixels']:>9d} "
+              f"{r['fwd_bwd_ms']:>11.2f} {r['fwd_bwd_cpu_ms']:>8.2f}")
+    print(f"1-min load average {result['load_avg_1min']} (other processes slow the timings)")
+    write_json_atomic(Path(out_dir) / "render.json", result)
     return result
 
 
 if __name__ == "__main__":
-    run(Path("bench"))
+    import sys
+
+    run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench"))

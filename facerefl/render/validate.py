@@ -43,6 +43,7 @@ __all__ = [
     "specular_check",
     "white_furnace_check",
     "run_all",
+    "write_json_atomic",
     "main",
 ]
 
@@ -255,7 +256,9 @@ def run_all(quick: bool = False) -> dict:
     return res
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder, then
+    ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:38s} {v:>10.5f}" if isinstance(v, float) else f"{k:38s} {str(v):>10s}")
     if args.json is not None:
         try:
-            _write_json_atomic(args.json, res)
+            write_json_atomic(args.json, res)
         except OSError as e:
             print(f"error: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
             return 2

@@ -245,3 +245,19 @@ def test_lobe_specular_matches_monte_carlo():
     # measured: lobe 0.09 (the non-zonal part of band 2), paper 1.8
     assert errs["lobe"] < 0.12
     assert errs["paper"] > 5 * errs["lobe"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_prepared_shading_on_cuda_matches_cpu():
+    gbuf, maps = synthetic_scene(32, tex_size=16)
+    cpu = S.shade_prepared(S.prepare_gbuffer(gbuf, maps.vis_sh, maps.bent_normal), maps.albedo, maps.specular,
+                           maps.light, normal=maps.normal)
+    dev = torch.device("cuda")
+    g = gbuf.to(device=dev)
+    prep = S.prepare_gbuffer(g, maps.vis_sh.to(dev), maps.bent_normal.to(dev))
+    leaves = [x.to(dev).requires_grad_(True) for x in (maps.albedo, maps.specular, maps.normal, maps.light)]
+    out = S.shade_prepared(prep, leaves[0], leaves[1], leaves[3], normal=leaves[2])
+    out.rgb.sum().backward()
+    assert out.rgb.device.type == "cuda" and all(x.grad is not None for x in leaves)
+    assert torch.allclose(out.rgb.cpu(), cpu.rgb, atol=1e-4)
