@@ -208,13 +208,17 @@ def _to_camera_cf(vec_ts: Tensor, tangent: Tensor, bitangent: Tensor, normal: Te
     return tangent * x + bitangent * y + normal * z
 
 
+def _axis_cf(normal: Tensor, view_dir: Tensor, n_dot_v: Tensor, s: float | Tensor) -> Tensor:
+    """``normalize(n + s (R − n))`` with ``R = 2 (n·v) n − v``: between n (s = 0) and R (s = 1)."""
+    return _normalize_cf(normal * (1.0 + s * (2.0 * n_dot_v - 1.0)) - s * view_dir)
+
+
 def _dominant_cf(normal: Tensor, view_dir: Tensor, n_dot_v: Tensor, roughness: float | Tensor) -> Tensor:
+    """Lagarde & de Rousiers' dominant direction: ``s = (1 − α)(sqrt(1 − α) + α)``, α = r²."""
     r = roughness.clamp(0.0, 1.0) if isinstance(roughness, Tensor) else min(max(roughness, 0.0), 1.0)
     a = r * r
     smooth = 1.0 - a
-    s = smooth * (smooth**0.5 + a)
-    # n + s (R − n) with R = 2 (n·v) n − v
-    return _normalize_cf(normal * (1.0 + s * (2.0 * n_dot_v - 1.0)) - s * view_dir)
+    return _axis_cf(normal, view_dir, n_dot_v, smooth * (smooth**0.5 + a))
 
 
 def _cosine_light(light: Tensor) -> Tensor:
@@ -301,8 +305,7 @@ def _lobe_radiance_cf(
 ) -> Tensor:
     """Radiance ``[B, 3, N]`` seen through a normalized zonal lobe with band factors
     ``(1, g1, g2)`` about ``D = normalize(n + s (R − n))``, ``R = 2 (n·v) n − v``."""
-    axis = _normalize_cf(normal * (1.0 + s * (2.0 * n_dot_v - 1.0)) - s * view_dir)
-    b0, b1, b2 = sh_eval_bands_cf(light, axis)
+    b0, b1, b2 = sh_eval_bands_cf(light, _axis_cf(normal, view_dir, n_dot_v, s))
     return b0 + g1 * b1 + g2 * b2
 
 
@@ -360,18 +363,23 @@ def reflect(view_dir: Tensor, normal: Tensor) -> Tensor:
 
 
 def dominant_direction(normal: Tensor, view_dir: Tensor, roughness: float | Tensor) -> Tensor:
-    """Dominant direction of the GGX specular lobe, ``[..., 3]`` unit.
+    """Dominant direction of the GGX specular lobe (used for specular occlusion).
 
     Lagarde & de Rousiers 2014: ``normalize(lerp(n, R, s))`` with
     ``s = (1 − α)(sqrt(1 − α) + α)``, α = r², which moves the lobe towards the normal
-    as it widens (the off-specular peak). ``roughness`` is a scalar or ``[..., 1]``.
+    as it widens (the off-specular peak).
+
+    Args:
+        normal, view_dir: ``[B, *, 3]`` unit vectors (camera frame).
+        roughness: scalar or ``[B, *, 1]``.
+
+    Returns:
+        ``[B, *, 3]`` unit direction.
     """
-    r = roughness.clamp(0.0, 1.0) if isinstance(roughness, Tensor) else min(max(float(roughness), 0.0), 1.0)
-    a = r * r
-    smooth = 1.0 - a
-    s = smooth * (smooth**0.5 + a)
-    refl = reflect(view_dir, normal)
-    return F.normalize(normal + s * (refl - normal), dim=-1, eps=_EPS)
+    lead = _lead("normal", normal, 3)
+    _check_pixels("view_dir", view_dir, lead, 3)
+    n, v = _cf(normal, 3), _cf(view_dir, 3)
+    return _cl(_dominant_cf(n, v, _dot_cf(n, v).clamp(0.0, 1.0), _rough_cf(roughness, lead)), lead)
 
 
 def diffuse_radiance(normal: Tensor, light: Tensor, vis_sh: Tensor | None = None) -> Tensor:

@@ -261,3 +261,13 @@ def test_prepared_shading_on_cuda_matches_cpu():
     out.rgb.sum().backward()
     assert out.rgb.device.type == "cuda" and all(x.grad is not None for x in leaves)
     assert torch.allclose(out.rgb.cpu(), cpu.rgb, atol=1e-4)
+
+
+def test_dominant_direction_limits():
+    n, _, _, v = _pixels(1, 6)
+    r = S.reflect(v, n)
+    assert torch.allclose(S.dominant_direction(n, v, 0.0), r, atol=1e-12)  # mirror
+    d1 = S.dominant_direction(n, v, 1.0)  # α = 1: s = 0, the normal
+    assert torch.allclose(d1, n, atol=1e-12)
+    mid = S.dominant_direction(n, v, torch.full((1, 6, 1), 0.5, dtype=DT))
+    assert ((mid * n).sum(-1) >= (r * n).sum(-1) - 1e-12).all()  # pulled towards n
