@@ -31,7 +31,8 @@ def build_parser(prog: str, description: str, defaults: dict) -> argparse.Argume
                    help="specular and normal size")
     p.add_argument("--bake-dirs", type=int, default=defaults.get("bake_dirs", 128),
                    help="visibility-bake ray directions per vertex")
-    p.add_argument("--workers", type=int, default=1, help="generator processes")
+    p.add_argument("--workers", type=int, default=defaults.get("workers", 1),
+                   help="generator processes")
     p.add_argument("--shard-size", type=int, default=256, help="examples per shard")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cache")
     p.add_argument("--all-fields", action="store_true", default=defaults.get("all_fields", False),
