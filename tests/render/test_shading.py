@@ -271,3 +271,28 @@ def test_dominant_direction_limits():
     assert torch.allclose(d1, n, atol=1e-12)
     mid = S.dominant_direction(n, v, torch.full((1, 6, 1), 0.5, dtype=DT))
     assert ((mid * n).sum(-1) >= (r * n).sum(-1) - 1e-12).all()  # pulled towards n
+
+
+def test_gbuffer_paths_bad_shapes_raise():
+    gbuf, maps = synthetic_scene(16, tex_size=8, dtype=DT)
+    with pytest.raises(ValueError, match=r"vis_sh must have shape \[B, 9, Ht, Wt\], got \(1, 4, 8, 8\)"):
+        S.prepare_gbuffer(gbuf, maps.vis_sh[:, :4], maps.bent_normal)
+    with pytest.raises(ValueError, match=r"normal must have shape \[B, 3, Ht, Wt\]"):
+        S.shade_gbuffer(gbuf, maps.albedo, maps.specular, maps.light, normal=maps.normal[:, :2])
+    prep = S.prepare_gbuffer(gbuf)
+    with pytest.raises(ValueError, match=r"light must have shape \[B=1, 3, 9\]"):
+        S.shade_prepared(prep, maps.albedo, maps.specular, maps.light[:, :1])
+    # albedo at another resolution than the specular map goes through separate lookups
+    big = torch.nn.functional.interpolate(maps.albedo, scale_factor=2, mode="nearest")
+    a = S.shade_prepared(prep, big, maps.specular, maps.light, normal=maps.normal)
+    b = S.shade_gbuffer(gbuf, big, maps.specular, maps.light, normal=maps.normal)
+    assert torch.allclose(a.rgb, b.rgb, atol=1e-12)
+
+
+def test_ambient_occlusion_range_and_shape():
+    n, *_ = _pixels(1, 7)
+    ao = S.ambient_occlusion(n, _full_vis((1, 7)))
+    assert ao.shape == (1, 7, 1) and torch.allclose(ao, torch.ones_like(ao))
+    assert (S.ambient_occlusion(n, torch.zeros(1, 7, 9, dtype=DT)) == 0).all()
+    with pytest.raises(ValueError, match="vis_sh"):
+        S.ambient_occlusion(n, torch.zeros(1, 7, 4, dtype=DT))
