@@ -51,6 +51,8 @@ class FaceLayout:
         skin: the skin mask of T's 4th channel (binary; eyes, brows, inner mouth excluded).
         lips, brows, eyes, nose, nose_tip, nostrils, cheeks, under_eye, eyelids, forehead,
         beard, mustache: soft masks.
+        mouth: the line where the lips meet (inner lip contour), soft.
+        lashes: a thin band along the upper rim of each eye opening, soft.
         eye_centers: ``[2, 2]`` texel (x, y) centre of the right and left eye openings.
         eye_radius: iris radius in texels.
     """
@@ -71,6 +73,8 @@ class FaceLayout:
     forehead: np.ndarray
     beard: np.ndarray
     mustache: np.ndarray
+    mouth: np.ndarray
+    lashes: np.ndarray
     eye_centers: np.ndarray
     eye_radius: float
 
@@ -84,6 +88,11 @@ def _blur(mask: np.ndarray, sigma_px: float) -> np.ndarray:
     if sigma_px <= 0.3:
         return m
     return cv2.GaussianBlur(m, (0, 0), sigma_px, borderType=cv2.BORDER_REPLICATE)
+
+
+def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask.astype(np.float32), k)
 
 
 def _ellipse(size: int, centre, axes, angle_deg: float = 0.0) -> np.ndarray:
@@ -125,6 +134,7 @@ def build_layout(template: Template, size: int) -> FaceLayout:
     coverage = uv_coverage_mask(template, size).astype(np.float32)
     oval = region("face_oval")
     lips_outer = region("lips_outer")
+    mouth = _blur(np.maximum(region("lips_inner"), _dilate(region("lips_inner"), 1)), 0.6 * unit)
     lips = _blur(lips_outer, 0.8 * unit)
     brows = _blur(np.maximum(region("left_brow"), region("right_brow")), 1.2 * unit)
     eyes = np.maximum(region("left_eye"), region("right_eye"))
@@ -142,6 +152,9 @@ def build_layout(template: Template, size: int) -> FaceLayout:
         cheeks = np.maximum(cheeks, gaussian_blob(size, pts[CHEEK[k]], 0.09 * s))
         mid = (pts[NOSTRIL_EDGE[k]] * 0.55 + pts[SUBNASALE] * 0.45)
         nostrils = np.maximum(nostrils, _ellipse(size, mid, (0.022 * s, 0.008 * s), 15.0 * (1 - 2 * k)))
+    rim = _dilate(eyes, max(1, round(1.2 * unit))) * (1 - eyes)
+    above = (np.arange(size)[:, None] + 0.5) < eye_centers[:, 1].mean()
+    lashes = _blur(rim * above, 0.5 * unit)
     under = _blur(under * (1 - eyes), 2.5 * unit) * (1 - eyes)
     lids = _blur(lids * (1 - eyes), 1.5 * unit) * (1 - eyes) * (1 - brows)
     nostrils = _blur(nostrils, 0.8 * unit)
@@ -167,7 +180,7 @@ def build_layout(template: Template, size: int) -> FaceLayout:
         skin=skin_uv_mask(template, size).astype(np.float32),
         lips=lips, brows=brows, eyes=eyes, nose=nose, nose_tip=nose_tip, nostrils=nostrils,
         cheeks=cheeks, under_eye=under, eyelids=lids, forehead=forehead, beard=beard,
-        mustache=mustache, eye_centers=eye_centers, eye_radius=0.42 * eye_h,
+        mustache=mustache, mouth=mouth, lashes=lashes, eye_centers=eye_centers, eye_radius=0.42 * eye_h,
     )
 
 

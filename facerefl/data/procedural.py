@@ -258,6 +258,9 @@ def _albedo(p: ReflectanceParams, lay: FaceLayout, rng: np.random.Generator) -> 
         beard_cov = zone * patchy * np.clip(0.6 * fine + 0.5 * p.beard, 0, 1) * min(1.0, 0.4 + p.beard)
     cov = np.maximum(brow_cov, beard_cov)[..., None]
     alb = alb * (1 - cov) + hair * cov
+    lash = (0.85 * lay.lashes)[..., None]
+    alb = alb * (1 - lash) + _hair_colour(max(p.hair_melanin, 0.7)).astype(np.float32) * lash
+    alb *= (1 - 0.6 * lay.mouth)[..., None]
     alb = _paint_eyes(alb, p, lay)
     return np.clip(alb, 0.0, 1.0), brow_cov, beard_cov
 
