@@ -16,12 +16,14 @@ Material model (the paper has one global roughness and a specular map ``t_r``):
 
 The split-sum factorization of the specular integral (Karis 2013; Lagarde & de Rousiers
 2014, equations 10–11 of the paper) needs ``∫ f_r (n·l) dl = F0·A(n·v, r) + f90·B(n·v, r)``.
-:func:`dfg_table` computes ``A, B`` by importance sampling GGX with a Hammersley point set
-(deterministic), once per process, and caches it in memory (it takes well under a second).
+:func:`split_sum_table` computes ``A, B`` — and, for the ``"lobe"`` specular form, the
+view-dependent shape of the F0- and f90-weighted reflection lobes (mean direction and
+zonal band factors) — by importance sampling GGX with a Hammersley point set
+(deterministic), once per process, cached in memory (about a second).
 
-The ``"lobe"`` specular form also needs the zonal SH factors ``g_l(r)`` (l = 0, 1, 2) of
-the normalized GGX reflection lobe (:func:`lobe_band_factors`): the Legendre moments
-``∫ f_r (n·l) P_l(n·l) dl / ∫ f_r (n·l) dl`` at normal incidence, with F ≡ 1.
+:func:`lobe_band_factors` gives the zonal SH factors ``g_l(r)`` (l = 0, 1, 2) of the
+normalized lobe at normal incidence (Legendre moments of ``f_r (n·l)`` with F ≡ 1); the
+specular-occlusion cone uses them.
 """
 
 from __future__ import annotations
