@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
@@ -42,7 +43,8 @@ from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.color import linear_to_srgb
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_prepared
 
-__all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "render_maps", "masked_psnr"]
+__all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "refine_albedo", "render_maps",
+           "masked_psnr", "decode_maps"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,12 @@ class FitSettings:
         spec_model: ``"lobe"`` or ``"paper"`` (see :mod:`facerefl.render.shading`).
         enhance: apply the detail enhancers R_* (False: decoder outputs D_* are rendered
             directly, the "no enhancer" ablation of section 8.4.3).
+        refine_iterations: optional second phase beyond the paper (0 = off): Adam on a
+            per-texel albedo residual at ``refine_size``² added to the best decoded albedo,
+            lighting and the other maps fixed, with an L2 penalty ``refine_weight`` on the
+            residual. It recovers detail finer than the networks' output resolution (see
+            :func:`refine_albedo`).
+        refine_lr, refine_weight, refine_size: that phase's step, penalty and texel grid.
     """
 
     iterations: int = 150
@@ -78,6 +86,10 @@ class FitSettings:
     roughness: float = DEFAULT_ROUGHNESS
     spec_model: str = DEFAULT_SPEC_MODEL
     enhance: bool = True
+    refine_iterations: int = 0
+    refine_lr: float = 0.02
+    refine_weight: float = 1e-3
+    refine_size: int = 256
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -89,6 +101,8 @@ class FitSettings:
             raise InputError(f"unknown latents {bad} in fit.optimize; choose from {LATENTS}")
         if self.spec_model not in ("lobe", "paper"):
             raise InputError(f"fit.spec_model must be 'lobe' or 'paper', got {self.spec_model!r}")
+        if self.refine_iterations < 0 or self.refine_size < 8:
+            raise InputError("fit.refine_iterations must be >= 0 and fit.refine_size >= 8")
         if not 0.0 < self.roughness <= 1.0:
             raise InputError(f"fit.roughness must be in (0, 1], got {self.roughness}")
 
@@ -136,6 +150,9 @@ class FitResult:
         restorations: how many times a non-finite loss forced a restore.
         stopped_early: whether the early-stop rule ended the loop.
         seconds: wall time of the loop; ``ms_per_iteration`` its mean per step.
+        latent_steps: entries of ``losses`` from the latent phase (the rest, if any, come
+            from the albedo refinement phase).
+        latent_best_loss: the best loss of the latent phase alone.
     """
 
     maps: ReflectanceMaps
@@ -150,6 +167,9 @@ class FitResult:
     seconds: float = 0.0
     ms_per_iteration: float = 0.0
     messages: list[str] = field(default_factory=list)
+    latent_steps: int = 0
+    latent_best_loss: float = math.nan
+    latent_maps: ReflectanceMaps | None = None
 
     @property
     def initial_loss(self) -> float:
@@ -289,10 +309,20 @@ def fit_latents(
     with torch.no_grad():
         code_b = _code_from(code0, zb)
         maps_b = decode_maps(nets, code_b, problem.texture, settings)
+    maps_b = ReflectanceMaps(maps_b.albedo.detach(), maps_b.specular.detach(), maps_b.normal.detach())
+    latent_steps = len(losses)
+    latent_best = losses[best_idx] if losses else math.nan
+    latent_maps = maps_b
+    if settings.refine_iterations > 0 and losses:
+        maps_b, extra, best_extra = refine_albedo(problem, maps_b, zb["light"], settings, on_step,
+                                                  start=len(losses))
+        if best_extra is not None and extra[best_extra] < losses[best_idx]:
+            best_idx = len(losses) + best_extra
+        losses += extra
     seconds = time.perf_counter() - t0
     steps = max(len(losses) - 1, 1)
     return FitResult(
-        maps=ReflectanceMaps(maps_b.albedo.detach(), maps_b.specular.detach(), maps_b.normal.detach()),
+        maps=maps_b,
         light=zb["light"].detach(),
         initial_maps=initial_maps,
         initial_light=initial_light,
@@ -304,4 +334,57 @@ def fit_latents(
         seconds=seconds,
         ms_per_iteration=1000.0 * seconds / steps,
         messages=messages,
+        latent_steps=latent_steps,
+        latent_best_loss=latent_best,
+        latent_maps=latent_maps,
     )
+
+
+def refine_albedo(
+    problem: FitProblem,
+    maps: ReflectanceMaps,
+    light: Tensor,
+    settings: FitSettings,
+    on_step: Callable[[int, float], None] | None = None,
+    start: int = 0,
+) -> tuple[ReflectanceMaps, list[float], int | None]:
+    """Second phase (beyond the paper): refine the albedo texel by texel.
+
+    The latent code can only express what the decoder and enhancer can draw at their
+    output resolution; a photo has detail (pores, stubble, sharp lip and brow edges)
+    finer than that. This phase upsamples the best decoded albedo to
+    ``settings.refine_size``² and optimizes a residual ``δ`` with Adam (step
+    ``refine_lr``) on ``L2(render, photo) + refine_weight · mean(δ²)``, keeping the light,
+    specular and normal maps fixed. Texels no pixel sees get no gradient and keep
+    ``δ = 0``, so the refined map stays the network's prediction where the photo says
+    nothing. Non-finite losses stop the phase (the best state so far is kept).
+
+    Returns:
+        The best maps (albedo replaced, ``[1, 3, S, S]`` in [0, 1]), the losses of this
+        phase (one per evaluation), and the index of its best entry (None if none).
+    """
+    size = settings.refine_size
+    base = F.interpolate(maps.albedo, size=(size, size), mode="bilinear", align_corners=False)
+    base = base.clamp(0, 1).detach()
+    delta = torch.zeros_like(base, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=settings.refine_lr, betas=settings.betas)
+    losses: list[float] = []
+    best_val, best_i, best_delta = math.inf, None, delta.detach().clone()
+    for i in range(settings.refine_iterations):
+        albedo = (base + delta).clamp(0, 1)
+        pred = render_maps(problem, ReflectanceMaps(albedo, maps.specular, maps.normal), light, settings)
+        data = _loss(pred, problem)
+        value = float(data.detach())
+        if not math.isfinite(value):
+            break
+        losses.append(value)
+        if on_step is not None:
+            on_step(start + i, value)
+        if value < best_val:
+            best_val, best_i, best_delta = value, i, delta.detach().clone()
+        total = data + settings.refine_weight * delta.square().mean()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+    albedo = (base + best_delta).clamp(0, 1)
+    return ReflectanceMaps(albedo, maps.specular, maps.normal), losses, best_i

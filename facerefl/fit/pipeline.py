@@ -121,8 +121,16 @@ def fit_geometry(
         metrics[f"psnr_{name}"] = m["psnr"]
         metrics[f"ssim_{name}"] = m["ssim"]
         metrics[f"psnr_{name}_pixels"] = masked_psnr(pred, problem.target, problem.weight)
+    if result.latent_maps is not None and result.latent_steps < len(result.losses):
+        with torch.no_grad():
+            lat = render_maps(problem, result.latent_maps, result.light, settings)
+        comp = photo * (1 - cover) + _to_image(problem, lat) * cover
+        m = image_metrics(comp, photo, face)
+        metrics["psnr_latent"] = m["psnr"]
+        metrics["ssim_latent"] = m["ssim"]
+        metrics["refine_iterations"] = float(len(result.losses) - result.latent_steps)
     metrics["psnr_gain"] = metrics["psnr_final"] - metrics["psnr_initial"]
-    metrics["iterations"] = float(len(result.losses) - 1)
+    metrics["iterations"] = float(result.latent_steps - 1)
     metrics["best_iteration"] = float(result.best_iteration)
     metrics["loss_initial"] = result.initial_loss
     metrics["loss_final"] = result.best_loss

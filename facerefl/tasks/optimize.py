@@ -88,6 +88,8 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         optimize=tuple(f.optimize), early_stop=bool(f.early_stop), tol=float(f.tol),
         patience=int(f.patience), roughness=float(f.roughness), spec_model=str(f.spec_model),
         enhance=bool(f.get("enhance", True)),
+        refine_iterations=int(f.get("refine_iterations", 0)), refine_lr=float(f.get("refine_lr", 0.02)),
+        refine_weight=float(f.get("refine_weight", 1e-3)), refine_size=int(f.get("refine_size", 256)),
     )
 
 

@@ -103,3 +103,15 @@ def test_fit_geometry_reports_before_and_after(tiny_nets, astro_geometry):
 def test_without_enhancer_renders_decoder_outputs(tiny_nets, problem):
     res = fit_latents(tiny_nets, problem, FitSettings(iterations=2, enhance=False))
     assert res.maps.albedo.shape == (1, 3, 32, 32)  # decoder size, not the enhancer's 64
+
+
+def test_albedo_refinement_lowers_the_loss_below_the_latent_phase(tiny_nets, problem):
+    res = fit_latents(tiny_nets, problem, FitSettings(iterations=3, refine_iterations=15, refine_size=64))
+    assert res.latent_steps == 4 and len(res.losses) == 4 + 15
+    assert res.best_loss < res.latent_best_loss
+    assert res.maps.albedo.shape == (1, 3, 64, 64)
+    assert float(res.maps.albedo.min()) >= 0 and float(res.maps.albedo.max()) <= 1
+    # The latent-phase maps are kept for comparison.
+    assert res.latent_maps.albedo.shape == (1, 3, 64, 64)
+    again = loop._loss(loop.render_maps(problem, res.maps, res.light, FitSettings()), problem)
+    assert float(again) == pytest.approx(res.best_loss, rel=1e-4)
