@@ -272,8 +272,16 @@ def write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one ``error: ...`` line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {message}; see --help", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m facerefl.render.validate",
         description="Compare the renderer's shading with Monte Carlo references.",
     )

@@ -39,6 +39,11 @@ def test_cli_writes_json_and_rejects_folder(tmp_path, capsys):
     assert validate.main(["--quick", "--json", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exc:
+        validate.main(["--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unrecognized arguments") and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
