@@ -13,6 +13,9 @@ Checks (relative errors are ``|model − reference| / reference`` per colour cha
   is projected to SH as a baker would (0 below the tangent plane), then combined with
   the lighting by the SH triple product; the reference integrates ``L · V · cos``
   with the exact visibility.
+* ``occluded_diffuse_raycast``: the same comparison inside a hemispherical bowl mesh,
+  with visibility ray-cast by Embree (trimesh + embreex) for both the bake and the
+  reference.
 * ``specular``: the split-sum model (both forms) vs importance-sampled GGX
   (height-correlated Smith, Schlick Fresnel) under SH lighting, for roughness 0.2–0.8,
   view angles 0–75° and two specular intensities.
@@ -40,6 +43,7 @@ __all__ = [
     "random_lighting",
     "irradiance_check",
     "occluded_diffuse_check",
+    "raycast_occlusion_check",
     "specular_check",
     "white_furnace_check",
     "run_all",
@@ -157,6 +161,58 @@ def occluded_diffuse_check(
     return {"mean": float(err.mean()), "max": float(err.max())}
 
 
+def _bowl_intersector():
+    """Ray intersector (Embree through trimesh) for the inside of a unit hemispherical bowl
+    centred at the origin, open towards +z (the faces of an icosphere below z = 0)."""
+    import trimesh
+    from trimesh.ray import ray_pyembree
+
+    sphere = trimesh.creation.icosphere(subdivisions=4)
+    keep = np.nonzero(sphere.vertices[sphere.faces][:, :, 2].max(axis=1) <= 1e-9)[0]
+    return ray_pyembree.RayMeshIntersector(sphere.submesh([keep], append=True))
+
+
+def _raycast_visibility(caster, point: np.ndarray, normal: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """1 where a ray from just above ``point`` escapes and is above the tangent plane.
+
+    The origin is lifted by 2e-3 along the normal: points are placed on the ideal sphere,
+    and the flat facets of the subdivided icosphere lie up to ~1e-3 inside it."""
+    origins = np.broadcast_to(point + 2e-3 * normal, dirs.shape)
+    hit = caster.intersects_any(np.ascontiguousarray(origins), np.ascontiguousarray(dirs))
+    return ((~hit) & (dirs @ normal > 0)).astype(np.float64)
+
+
+def raycast_occlusion_check(n_samples: int = 1 << 14, seed: int = 4) -> dict:
+    """SH triple-product diffuse vs ray-cast (Embree) visibility inside a hemispherical bowl.
+
+    Points on the inner surface from the bottom to near the rim; visibility is ray-cast
+    both for the SH bake (a 48×96 product quadrature, 0 below the tangent plane) and for
+    the cosine-weighted quasi-Monte Carlo reference.
+    """
+    caster = _bowl_intersector()
+    light = random_lighting(seed)
+    qd, qw = sphere_quadrature(48, 96)
+    qdn = qd.numpy()
+    local = _cosine_samples(n_samples)
+    normals, vis, refs = [], [], []
+    spots = [(0.0, 0.0)] + [(t, f) for t in (25.0, 50.0, 70.0) for f in (0.0, 120.0, 240.0)]
+    for theta, phi in spots:
+        t, f = math.radians(theta), math.radians(phi)
+        point = np.array([math.sin(t) * math.cos(f), math.sin(t) * math.sin(f), -math.cos(t)])
+        normal = -point  # inward
+        v_q = _raycast_visibility(caster, point, normal, qdn)
+        vis.append(project_to_sh(qd, torch.as_tensor(v_q)[:, None], qw)[0])
+        samples = local @ _frame(normal)
+        v_s = _raycast_visibility(caster, point, normal, samples)
+        refs.append((_eval_light(light, samples) * v_s[:, None]).mean(0))
+        normals.append(normal)
+    model = diffuse_radiance(
+        torch.as_tensor(np.stack(normals))[None], light, torch.stack(vis)[None]
+    )[0].numpy()
+    err = _rel(model, np.stack(refs))
+    return {"mean": float(err.mean()), "max": float(err.max())}
+
+
 def _mc_specular(light, n, v, t_r, rough, u) -> np.ndarray:
     """Importance-sampled ``∫ f_r L (n·l) dl`` (GGX, height-correlated Smith, Schlick)."""
     frame = _frame(n)
@@ -237,6 +293,7 @@ def run_all(quick: bool = False) -> dict:
     s = 1 << 12 if quick else 1 << 15
     irr = irradiance_check(n_normals=16 if quick else 64, n_samples=s)
     occ = occluded_diffuse_check(n_orient=2 if quick else 6, n_points=5 if quick else 7, n_samples=s)
+    bowl = raycast_occlusion_check(n_samples=s)
     spec = specular_check(n_orient=1 if quick else 3, n_samples=1 << 13 if quick else 1 << 16)
     wf = white_furnace_check()
     res = {
@@ -244,6 +301,8 @@ def run_all(quick: bool = False) -> dict:
         "irradiance_max_rel_err": irr["max"],
         "occluded_diffuse_mean_rel_err": occ["mean"],
         "occluded_diffuse_max_rel_err": occ["max"],
+        "occluded_diffuse_raycast_mean_rel_err": bowl["mean"],
+        "occluded_diffuse_raycast_max_rel_err": bowl["max"],
         "specular_default_form": DEFAULT_SPEC_MODEL,
         "specular_mean_rel_err": spec[DEFAULT_SPEC_MODEL]["mean"],
         "specular_max_rel_err": spec[DEFAULT_SPEC_MODEL]["max"],

@@ -10,6 +10,7 @@ def test_quick_validation_meets_targets():
     assert res["irradiance_mean_rel_err"] <= 0.01
     assert res["white_furnace_err"] <= 0.005
     assert res["occluded_diffuse_mean_rel_err"] < 0.2
+    assert res["occluded_diffuse_raycast_mean_rel_err"] < 0.2
     # the default form is the more accurate one
     d = res["specular_default_form"]
     other = [f for f in ("lobe", "paper") if f != d][0]
@@ -27,11 +28,20 @@ def test_trench_visibility_is_exact():
     assert v.tolist() == [1.0, 0.0, 0.0, 1.0, 1.0]
 
 
+def test_bowl_raycast_visibility():
+    import numpy as np
+    caster = validate._bowl_intersector()
+    bottom, up = np.array([0.0, 0.0, -1.0]), np.array([0.0, 0.0, 1.0])
+    dirs = np.array([[0.0, 0.0, 1.0], [0.8, 0.0, 0.6], [0.6, 0.0, 0.8], [0.0, 0.0, -1.0]])
+    # from the bottom the opening is the 45° cone about +z
+    assert validate._raycast_visibility(caster, bottom, up, dirs).tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
 def test_cli_writes_json_and_rejects_folder(tmp_path, capsys):
     out = tmp_path / "v.json"
     assert validate.main(["--quick", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
-    for key in ("irradiance_mean_rel_err", "occluded_diffuse_mean_rel_err", "specular_mean_rel_err",
+    for key in ("irradiance_mean_rel_err", "occluded_diffuse_mean_rel_err", "occluded_diffuse_raycast_mean_rel_err", "specular_mean_rel_err",
                 "specular_max_rel_err", "specular_default_form", "white_furnace_err",
                 "specular_lobe_mean_rel_err", "specular_paper_max_rel_err"):
         assert key in data
