@@ -138,25 +138,28 @@ def occluded_diffuse_check(
 ) -> dict:
     """SH triple-product diffuse vs exact-visibility quasi-Monte Carlo in a trench."""
     rng = np.random.default_rng(seed)
-    light = random_lighting(seed)
     width, depth = 2.0, 1.0
-    qd, qw = sphere_quadrature(96, 192)
-    qdn = qd.numpy()
-    local = _cosine_samples(n_samples)
-    normals, vis, refs = [], [], []
+    cases = []
     for _ in range(n_orient):
-        rot = _rotation(rng)  # scene-to-camera rotation
+        rot = _rotation(rng)  # scene-to-camera rotation; V(ω) = V0(Rᵀω)
         for x0 in np.linspace(-0.9, 0.9, n_points) * width / 2.0:
-            v_q = _trench_visibility(qdn @ rot, x0, width, depth)  # V(ω) = V0(Rᵀω)
-            vis.append(project_to_sh(qd, torch.as_tensor(v_q)[:, None], qw)[0])
-            n = rot[:, 2]
-            samples = local @ _frame(n)
-            v_s = _trench_visibility(samples @ rot, x0, width, depth)
-            refs.append((_eval_light(light, samples) * v_s[:, None]).mean(0))
-            normals.append(n)
-    model = diffuse_radiance(
-        torch.as_tensor(np.stack(normals))[None], light, torch.stack(vis)[None]
-    )[0].numpy()
+            cases.append((rot[:, 2], lambda d, r=rot, x=x0: _trench_visibility(d @ r, x, width, depth)))
+    return _occluded_errors(random_lighting(seed), cases, (96, 192), n_samples)
+
+
+def _occluded_errors(light: torch.Tensor, cases: list, quadrature: tuple[int, int], n_samples: int) -> dict:
+    """Relative errors of the triple-product diffuse against quasi-Monte Carlo for
+    ``cases`` of ``(normal [3], visibility(dirs [M, 3]) -> [M])``: the visibility is baked
+    to SH with a product quadrature and, for the reference, evaluated at cosine samples."""
+    qd, qw = sphere_quadrature(*quadrature)
+    local = _cosine_samples(n_samples)
+    vis, refs = [], []
+    for normal, visibility in cases:
+        vis.append(project_to_sh(qd, torch.as_tensor(visibility(qd.numpy()))[:, None], qw)[0])
+        samples = local @ _frame(normal)
+        refs.append((_eval_light(light, samples) * visibility(samples)[:, None]).mean(0))
+    normals = torch.as_tensor(np.stack([c[0] for c in cases]))[None]
+    model = diffuse_radiance(normals, light, torch.stack(vis)[None])[0].numpy()
     err = _rel(model, np.stack(refs))
     return {"mean": float(err.mean()), "max": float(err.max())}
 
@@ -190,27 +193,14 @@ def raycast_occlusion_check(n_samples: int = 1 << 14, seed: int = 4) -> dict:
     the cosine-weighted quasi-Monte Carlo reference.
     """
     caster = _bowl_intersector()
-    light = random_lighting(seed)
-    qd, qw = sphere_quadrature(48, 96)
-    qdn = qd.numpy()
-    local = _cosine_samples(n_samples)
-    normals, vis, refs = [], [], []
+    cases = []
     spots = [(0.0, 0.0)] + [(t, f) for t in (25.0, 50.0, 70.0) for f in (0.0, 120.0, 240.0)]
     for theta, phi in spots:
         t, f = math.radians(theta), math.radians(phi)
         point = np.array([math.sin(t) * math.cos(f), math.sin(t) * math.sin(f), -math.cos(t)])
         normal = -point  # inward
-        v_q = _raycast_visibility(caster, point, normal, qdn)
-        vis.append(project_to_sh(qd, torch.as_tensor(v_q)[:, None], qw)[0])
-        samples = local @ _frame(normal)
-        v_s = _raycast_visibility(caster, point, normal, samples)
-        refs.append((_eval_light(light, samples) * v_s[:, None]).mean(0))
-        normals.append(normal)
-    model = diffuse_radiance(
-        torch.as_tensor(np.stack(normals))[None], light, torch.stack(vis)[None]
-    )[0].numpy()
-    err = _rel(model, np.stack(refs))
-    return {"mean": float(err.mean()), "max": float(err.max())}
+        cases.append((normal, lambda d, p=point, n=normal: _raycast_visibility(caster, p, n, d)))
+    return _occluded_errors(random_lighting(seed), cases, (48, 96), n_samples)
 
 
 def _mc_specular(light, n, v, t_r, rough, u) -> np.ndarray:
