@@ -5,8 +5,13 @@ import pytest
 from facerefl.render import bench, validate
 
 
-def test_quick_validation_meets_targets():
-    res = validate.run_all(quick=True)
+@pytest.fixture(scope="module")
+def quick_results():
+    return validate.run_all(quick=True)
+
+
+def test_quick_validation_meets_targets(quick_results):
+    res = quick_results
     assert res["irradiance_mean_rel_err"] <= 0.01
     assert res["white_furnace_err"] <= 0.005
     assert res["occluded_diffuse_mean_rel_err"] < 0.2
@@ -37,7 +42,8 @@ def test_bowl_raycast_visibility():
     assert validate._raycast_visibility(caster, bottom, up, dirs).tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
-def test_cli_writes_json_and_rejects_folder(tmp_path, capsys):
+def test_cli_writes_json_and_rejects_folder(tmp_path, capsys, monkeypatch, quick_results):
+    monkeypatch.setattr(validate, "run_all", lambda quick: dict(quick_results))
     out = tmp_path / "v.json"
     assert validate.main(["--quick", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
