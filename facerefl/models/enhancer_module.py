@@ -51,6 +51,9 @@ class DetailEnhancerModule(pl.LightningModule):
             term is used for albedo only).
         adversarial_start_step: generator-only (pixel + perceptual) warm-up steps before the
             GAN terms switch on, as SRGAN initializes from SRResNet.
+        perceptual_taps: VGG16 taps used (1-5: conv1_2 … conv5_3).
+        perceptual_crop: side of one random square crop (same place in prediction and
+            target) the VGG term sees per batch; None uses the whole map. Bounds its cost.
     """
 
     def __init__(
@@ -65,6 +68,8 @@ class DetailEnhancerModule(pl.LightningModule):
         perceptual_weight: float = 0.006,
         adversarial_weight: float = 1e-3,
         adversarial_start_step: int = 0,
+        perceptual_taps: int = 3,
+        perceptual_crop: int | None = None,
         log_images_every_n_epochs: int = 1,
     ) -> None:
         super().__init__()
@@ -84,7 +89,7 @@ class DetailEnhancerModule(pl.LightningModule):
         self.discriminator = discriminator
         # The fixed VGG is kept out of the state dict (it is a pinned asset, not a result).
         use_vgg = self.kind == "albedo" and perceptual_weight > 0
-        self.__dict__["_perceptual"] = VGGPerceptualLoss(load_vgg16()) if use_vgg else None
+        self.__dict__["_perceptual"] = VGGPerceptualLoss(load_vgg16(), perceptual_taps) if use_vgg else None
         # Training batches seen (drives the warm-up; saved in checkpoints so resuming keeps it).
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
 
@@ -107,6 +112,10 @@ class DetailEnhancerModule(pl.LightningModule):
         if loss_fn is None:
             return fake.new_zeros(())
         loss_fn.to(fake.device)
+        crop = self.hparams.perceptual_crop
+        if crop and crop < fake.shape[-1]:
+            i, j = (int(v) for v in torch.randint(0, fake.shape[-1] - crop + 1, (2,)))
+            fake, target = fake[..., i:i + crop, j:j + crop], target[..., i:i + crop, j:j + crop]
         return loss_fn(linear_to_srgb(fake), linear_to_srgb(target))
 
     def training_step(self, batch, batch_idx: int) -> None:

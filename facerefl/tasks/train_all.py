@@ -37,15 +37,16 @@ from facerefl.errors import InputError
 from facerefl.models.components.heads import KINDS
 from facerefl.models.evaluation import evaluate_networks
 from facerefl.models.networks import NetworksConfig, ReflectanceNetworks
-from facerefl.models.serialization import write_text_atomic
+from facerefl.models.serialization import save_state_atomic, write_text_atomic
 from facerefl.tasks.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
 STAGES = tuple(f"{k}_ae" for k in KINDS) + tuple(f"{k}_enh" for k in KINDS) + ("light",)
-#: Validation set of the model card: the data module's first ``QUICK`` / ``FULL`` validation
-#: seeds, generated on the fly (float32), so anyone can regenerate them.
+#: Validation set of the model card: the data module's first ``FULL_VAL`` validation seeds,
+#: stored (float16) as ``VAL_FILE`` beside the weights; ``QUICK_VAL`` = the first few of them.
 QUICK_VAL, FULL_VAL = 8, 64
+VAL_FILE = "validation.safetensors"
 
 
 def compose_stage(stage: str, run_root: Path, overrides: list[str]) -> OmegaConf:
@@ -83,6 +84,25 @@ def validation_batches(data_cfg, count: int) -> list:
     return list(dm.val_dataloader())
 
 
+def save_validation_set(batches: list, path: Path) -> None:
+    """Store the validation maps (float16) next to the weights, so the model card's numbers
+    can be re-checked without the data generator (whose output may change between versions)."""
+    fields = ("texture", "albedo", "specular", "normal", "light")
+    tensors = {f: torch.cat([getattr(b, f) for b in batches]).half() for f in fields}
+    save_state_atomic(tensors, path)
+
+
+def load_validation_set(path: Path, batch_size: int = 8, count: int | None = None) -> list:
+    """Batches of :class:`~facerefl.data.types.ReflectanceBatch` (float32) from
+    :func:`save_validation_set`; the first ``count`` examples only when given."""
+    from facerefl.data.types import ReflectanceBatch
+
+    t = {k: v.float() for k, v in load_file(str(path)).items()}
+    n = len(t["texture"]) if count is None else count
+    return [ReflectanceBatch(**{k: v[i:min(i + batch_size, n)] for k, v in t.items()})
+            for i in range(0, n, batch_size)]
+
+
 def model_card(preset: str, record: dict) -> str:
     """Markdown model card from the run record (stages, data, metrics)."""
     m = record["metrics"]
@@ -98,10 +118,11 @@ def model_card(preset: str, record: dict) -> str:
         "",
         f"- training: {record['data']['train']}",
         f"- validation: {record['data']['val']}",
+        *([f"- note: {record['note']}"] if record.get("note") else []),
         "",
         "## Training",
         "",
-        "| stage | steps | batch | wall time (s) | final val PSNR (dB) |",
+        "| stage | optimizer steps | batch | wall time (s) | final val PSNR (dB) |",
         "|---|---|---|---|---|",
     ]
     for s in record["stages"]:
@@ -110,7 +131,13 @@ def model_card(preset: str, record: dict) -> str:
                      f"{'' if psnr is None else f'{psnr:.2f}'} |")
     lines += [
         "",
-        f"Total wall time {record['total_wall_s']:.0f} s on {record['machine']}.",
+        "Optimizer steps are Lightning's `global_step`: for the enhancers (manual GAN",
+        "optimization) the generator and the discriminator steps both count, and only the",
+        "generator steps during the warm-up (`adversarial_start_step` batches), so an enhancer",
+        "saw `warm-up + (steps - warm-up) / 2` batches. An empty PSNR cell means the stage ended",
+        "before its first validation; the table below evaluates every network afterwards.",
+        "",
+        f"Total training wall time {record['total_wall_s']:.0f} s (sum of the stages) on {record['machine']}.",
         "",
         f"## Validation ({m['num_examples']} held-out synthetic examples, before any fitting)",
         "",
@@ -135,14 +162,17 @@ def model_card(preset: str, record: dict) -> str:
 
 
 def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str], run_root: Path,
-              threads: int = 1) -> dict:
-    """Run every stage, assemble, evaluate and export; returns the run record."""
+              threads: int = 1, reuse: bool = False, note: str = "") -> dict:
+    """Run every stage, assemble, evaluate and export; returns the run record.
+
+    With ``reuse``, a stage whose export and record (``stages/<stage>.json``) exist under
+    ``run_root`` is not trained again (e.g. after retuning one later stage).
+    """
     stage_dir = run_root / "stages"
     common = [f"preset={preset}", "logger=csv", f"torch_threads={threads}", *overrides]
     torch.set_num_threads(threads)
-    record = {"preset": preset, "stages": [],
+    record = {"preset": preset, "stages": [], "note": note,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)"}
-    t_all = time.perf_counter()
     cfg = None
     for stage in STAGES:
         extra = [f"export_path={stage_dir / stage}.safetensors", f"trainer.max_steps={steps[stage]}",
@@ -150,6 +180,11 @@ def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str
         if stage.endswith("_enh"):
             extra.append(f"model.autoencoder_weights={stage_dir / stage.replace('_enh', '_ae')}.safetensors")
         cfg = compose_stage(stage, run_root, common + extra)
+        done = stage_dir / f"{stage}.json"
+        if reuse and done.is_file() and (stage_dir / f"{stage}.safetensors").is_file():
+            record["stages"].append(json.loads(done.read_text(encoding="utf-8")))
+            print(f"[train_all] {stage}: reusing {stage_dir / stage}.safetensors", flush=True)
+            continue
         print(f"[train_all] {stage}: {steps[stage]} steps", flush=True)
         t0 = time.perf_counter()
         result = train(cfg)
@@ -158,18 +193,20 @@ def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str
                                  "batch_size": int(cfg.data.batch_size), "wall_s": wall,
                                  "metrics": result.metrics})
         print(f"[train_all] {stage}: {wall:.0f} s, val/psnr {result.metrics.get('val/psnr')}", flush=True)
-    record["total_wall_s"] = time.perf_counter() - t_all
+        write_text_atomic(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n")
+    record["total_wall_s"] = sum(st["wall_s"] for st in record["stages"])
     sizes = OmegaConf.to_container(cfg.sizes, resolve=True)
     nets = assemble(sizes, stage_dir)
     data_cfg = cfg.data
     record["data"] = {
         "train": (f"{OmegaConf.select(cfg, 'data.cache_dir') or 'on-the-fly'} "
                   f"({data_cfg._target_}, texture {data_cfg.texture}², detail {data_cfg.detail}²)"),
-        "val": f"first {FULL_VAL} validation seeds of {data_cfg._target_}, generated on the fly",
+        "val": (f"first {FULL_VAL} validation seeds of {data_cfg._target_} (seeds disjoint from "
+                f"training), stored as {VAL_FILE} (float16)"),
     }
-    full = validation_batches(data_cfg, FULL_VAL)
-    record["metrics"] = evaluate_networks(nets, full)
-    record["quick"] = evaluate_networks(nets, validation_batches(data_cfg, QUICK_VAL))
+    save_validation_set(validation_batches(data_cfg, FULL_VAL), out / VAL_FILE)
+    record["metrics"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE))
+    record["quick"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE, count=QUICK_VAL))
     record["data_config"] = OmegaConf.to_container(data_cfg, resolve=True)
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.train_all"})
     write_text_atomic(out / "metrics.json", json.dumps(record, indent=2) + "\n")
@@ -185,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--enh-steps", type=int, default=200, help="steps per detail enhancer")
     p.add_argument("--light-steps", type=int, default=600, help="steps of the light regressor")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 suits a shared CPU)")
+    p.add_argument("--reuse", action="store_true", help="keep stages already trained under --run-root")
+    p.add_argument("--note", default="", help="free text for the model card's data section")
     p.add_argument("--run-root", type=Path, default=REPO / "outputs" / "train_all", help="logs and stage exports")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every stage, e.g. data.cache_dir=DIR")
     args = p.parse_args(argv)
@@ -192,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = {s: args.ae_steps if s.endswith("_ae") else args.enh_steps if s.endswith("_enh") else args.light_steps
              for s in STAGES}
     try:
-        record = train_all(args.preset, out, steps, args.overrides, args.run_root / args.preset, args.threads)
+        record = train_all(args.preset, out, steps, args.overrides, args.run_root / args.preset, args.threads,
+                           args.reuse, args.note)
     except (InputError, AssetMissingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
