@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _cfg(tmp_path: Path, weights: Path, **over):
     base = {
         "weights": str(weights), "iterations": 2, "progress": False,
+        "fit.refine_iterations": 3, "fit.refine_size": 64,
         "geometry.resolution": 64, "geometry.subdivisions": 0, "geometry.n_dirs": 32,
         "export.environments": "[apartment]", "export.exr": False,
         "output_root": str(tmp_path / "outputs"),
