@@ -30,14 +30,17 @@ test-all: setup  ## run every test, slow ones included
 	$(VPY) -m pytest -q
 
 bench: setup  ## run benchmarks; numbers go to bench/*.json
-	$(VPY) -m facerefl.bench
+	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.bench
 
 demo: setup  ## fit the bundled sample photo with the shipped CPU weights
 	$(VPY) optimize.py image=data/samples/astronaut.png output_dir=outputs/astronaut overwrite=true
 	@echo "report: $(CURDIR)/outputs/astronaut/report.html"
 
-data: setup  ## cache a synthetic training set and build the Monte Carlo test set
-	$(VPY) -m facerefl.data.make_cache
+DATA_DIR ?= $(HOME)/.cache/facerefl/synthetic/train-cpu
+N ?= 2000
+
+data: setup  ## cache N (2000) synthetic training examples in DATA_DIR and build the Monte Carlo test set
+	$(VPY) -m facerefl.data.make_cache --out $(DATA_DIR) --n $(N) --image 256 --texture 128 --detail 128 --workers 2
 	$(VPY) -m facerefl.data.make_testset
 
 train: setup  ## train every CPU-preset network and export weights to data/checkpoints/cpu
