@@ -49,6 +49,21 @@ QUICK_VAL, FULL_VAL = 8, 64
 VAL_FILE = "validation.safetensors"
 
 
+def ensure_cache(folder: Path, count: int, data_cfg) -> Path:
+    """Generate ``count`` training examples into ``folder`` once (one shard, so shuffled
+    reads never reload shards), with the sizes of the composed data config."""
+    if (folder / "manifest.json").is_file():
+        return folder
+    from facerefl.data import make_cache
+
+    argv = ["--out", str(folder), "--n", str(count), "--seed", str(data_cfg.train_seed),
+            "--image", str(data_cfg.image), "--texture", str(data_cfg.texture),
+            "--detail", str(data_cfg.detail), "--shard-size", str(count), "--workers", "2"]
+    if make_cache.main(argv) != 0:
+        raise InputError(f"could not build the training cache in {folder} (see above)")
+    return folder
+
+
 def compose_stage(stage: str, run_root: Path, overrides: list[str]) -> OmegaConf:
     """Compose ``conf/train.yaml`` for one stage with outputs under ``run_root/stage``."""
     GlobalHydra.instance().clear()
@@ -162,7 +177,7 @@ def model_card(preset: str, record: dict) -> str:
 
 
 def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str], run_root: Path,
-              threads: int = 1, reuse: bool = False, note: str = "") -> dict:
+              threads: int = 1, reuse: bool = False, note: str = "", val_examples: int = FULL_VAL) -> dict:
     """Run every stage, assemble, evaluate and export; returns the run record.
 
     With ``reuse``, a stage whose export and record (``stages/<stage>.json``) exist under
@@ -201,12 +216,12 @@ def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str
     record["data"] = {
         "train": (f"{OmegaConf.select(cfg, 'data.cache_dir') or 'on-the-fly'} "
                   f"({data_cfg._target_}, texture {data_cfg.texture}², detail {data_cfg.detail}²)"),
-        "val": (f"first {FULL_VAL} validation seeds of {data_cfg._target_} (seeds disjoint from "
+        "val": (f"first {val_examples} validation seeds of {data_cfg._target_} (seeds disjoint from "
                 f"training), stored as {VAL_FILE} (float16)"),
     }
-    save_validation_set(validation_batches(data_cfg, FULL_VAL), out / VAL_FILE)
+    save_validation_set(validation_batches(data_cfg, val_examples), out / VAL_FILE)
     record["metrics"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE))
-    record["quick"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE, count=QUICK_VAL))
+    record["quick"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE, count=min(QUICK_VAL, val_examples)))
     record["data_config"] = OmegaConf.to_container(data_cfg, resolve=True)
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.train_all"})
     write_text_atomic(out / "metrics.json", json.dumps(record, indent=2) + "\n")
@@ -218,12 +233,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facerefl.tasks.train_all", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="cpu", help="network sizes (conf/preset/<name>.yaml)")
     p.add_argument("--out", type=Path, default=None, help="export folder (default data/checkpoints/<preset>)")
-    p.add_argument("--ae-steps", type=int, default=700, help="steps per autoencoder")
-    p.add_argument("--enh-steps", type=int, default=200, help="steps per detail enhancer")
-    p.add_argument("--light-steps", type=int, default=600, help="steps of the light regressor")
+    p.add_argument("--ae-steps", type=int, default=1000, help="steps per autoencoder")
+    p.add_argument("--enh-steps", type=int, default=300, help="optimizer steps per detail enhancer")
+    p.add_argument("--light-steps", type=int, default=800, help="steps of the light regressor")
+    p.add_argument("--val-examples", type=int, default=FULL_VAL, help="held-out examples for the card")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 suits a shared CPU)")
     p.add_argument("--reuse", action="store_true", help="keep stages already trained under --run-root")
     p.add_argument("--note", default="", help="free text for the model card's data section")
+    p.add_argument("--cache-examples", type=int, default=640,
+                   help="build a training cache of this many examples under --run-root first and "
+                        "train from it (0: use the data config as given, e.g. data.cache_dir=DIR)")
     p.add_argument("--run-root", type=Path, default=REPO / "outputs" / "train_all", help="logs and stage exports")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every stage, e.g. data.cache_dir=DIR")
     args = p.parse_args(argv)
@@ -231,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     steps = {s: args.ae_steps if s.endswith("_ae") else args.enh_steps if s.endswith("_enh") else args.light_steps
              for s in STAGES}
     try:
-        record = train_all(args.preset, out, steps, args.overrides, args.run_root / args.preset, args.threads,
-                           args.reuse, args.note)
+        overrides = list(args.overrides)
+        if args.cache_examples > 0 and not any(o.startswith("data.cache_dir=") for o in overrides):
+            data_cfg = compose_stage(STAGES[0], args.run_root, [f"preset={args.preset}", *overrides]).data
+            cache = ensure_cache(args.run_root / args.preset / "cache", args.cache_examples, data_cfg)
+            overrides.append(f"data.cache_dir={cache}")
+        record = train_all(args.preset, out, steps, overrides, args.run_root / args.preset, args.threads,
+                           args.reuse, args.note, args.val_examples)
     except (InputError, AssetMissingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -141,3 +143,22 @@ def test_cli_fast_dev_run_with_real_data(tmp_path, name):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "export" / f"{name}.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_train_all_end_to_end_tiny(tmp_path):
+    # `make train` in miniature: cache, 7 stages, assembly, evaluation, export, model card
+    from facerefl.models.networks import ReflectanceNetworks
+    from facerefl.tasks import train_all
+
+    out = tmp_path / "ship"
+    rc = train_all.main(["--cache-examples", "8", "--ae-steps", "2", "--enh-steps", "2", "--light-steps", "2",
+                         "--val-examples", "4", "--out", str(out), "--run-root", str(tmp_path / "runs"),
+                         "data.batch_size=4", "data.num_val=4"])
+    assert rc == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert [s["stage"] for s in record["stages"]] == list(train_all.STAGES)
+    assert record["metrics"]["num_examples"] == 4
+    nets = ReflectanceNetworks.from_safetensors(out)
+    assert nets.cfg.albedo.input_size == 64
+    assert "| albedo |" in (out / "MODEL_CARD.md").read_text()
