@@ -55,14 +55,14 @@ def _say(msg: str) -> None:
 
 def _settings(cfg: DictConfig):
     """Fit and geometry settings; ``renderer=false`` (the no_renderer ablation) forces 0
-    iterations whatever ``iterations`` says."""
+    latent iterations and 0 albedo-refinement iterations whatever the config says."""
     from dataclasses import replace
 
     from facerefl.tasks.optimize import fit_settings, geometry_config
 
     fit = fit_settings(cfg)
     if not cfg.get("renderer", True):
-        fit = replace(fit, iterations=0)
+        fit = replace(fit, iterations=0, refine_iterations=0)
     return fit, geometry_config(cfg)
 
 
@@ -102,7 +102,8 @@ def run_testset(cfg: DictConfig, out: Path) -> dict[str, Any]:
     results = evaluate_examples(pairs, nets, settings, geometry, int(cfg.probe_size), progress)
     summary = summarize(results)
     doc = report.results_document(name, summary, [r.to_dict() for r in results],
-                                  {**_config_dict(cfg), "iterations_run": settings.iterations})
+                                  {**_config_dict(cfg), "iterations_run": settings.iterations,
+                                   "refine_iterations_run": settings.refine_iterations})
     md = [f"# Evaluation: {name}\n", report.table1_markdown(summary, f"Table 1, {name}")]
     _figures(cfg, out, results, data)
     if cfg.figure7.enabled:

@@ -59,6 +59,12 @@ def test_ablation_configs_set_what_they_ablate():
     assert compose_eval(["ablation=no_skip"]).checkpoint == "cpu_noskip"
     full = compose_eval([])
     assert full.ablation_name == "full" and full.fit.enhance is True and full.iterations == 150
+    assert full.fit.refine_iterations == 0  # Table 1 is the paper's method
+    assert compose_eval(["ablation=refine"]).fit.refine_iterations > 0
+    from facerefl.tasks.evaluate import _settings
+
+    fit, _ = _settings(compose_eval(["ablation=no_renderer", "fit.refine_iterations=50", "iterations=9"]))
+    assert fit.iterations == 0 and fit.refine_iterations == 0
 
 
 def test_missing_testset_is_a_user_error(tmp_path, tiny_eval_weights):
