@@ -357,7 +357,8 @@ def refine_albedo(
     The latent code can only express what the decoder and enhancer can draw at their
     output resolution; a photo has detail (pores, stubble, sharp lip and brow edges)
     finer than that. This phase upsamples the best decoded albedo to
-    ``settings.refine_size``² and optimizes a residual ``δ`` with Adam (step
+    ``settings.refine_size``² and optimizes a residual ``δ`` (on a grid matched to the
+    photo's sampling, :func:`residual_grid_size`, upsampled bilinearly) with Adam (step
     ``refine_lr``) on ``L2(render, photo) + refine_weight · mean(δ²)``, keeping the
     specular and normal maps fixed. The SH light moves too (step ``refine_light_lr``):
     with the light held, a too-dim latent-phase light leaves bright skin clamped at
@@ -374,7 +375,8 @@ def refine_albedo(
     size = settings.refine_size
     base = F.interpolate(maps.albedo, size=(size, size), mode="bilinear", align_corners=False)
     base = base.clamp(0, 1).detach()
-    delta = torch.zeros_like(base, requires_grad=True)
+    grid = residual_grid_size(problem, size)
+    delta = base.new_zeros(1, 3, grid, grid, requires_grad=True)
     light = light.detach().clone().requires_grad_(settings.refine_light_lr > 0)
     groups = [{"params": [delta], "lr": settings.refine_lr}]
     if settings.refine_light_lr > 0:
@@ -383,8 +385,11 @@ def refine_albedo(
     losses: list[float] = []
     best_val, best_i = math.inf, None
     best_delta, best_light = delta.detach().clone(), light.detach().clone()
+    def full(d: Tensor) -> Tensor:
+        return d if grid == size else F.interpolate(d, size=(size, size), mode="bilinear", align_corners=False)
+
     for i in range(settings.refine_iterations):
-        albedo = (base + delta).clamp(0, 1)
+        albedo = (base + full(delta)).clamp(0, 1)
         pred = render_maps(problem, ReflectanceMaps(albedo, maps.specular, maps.normal), light, settings)
         data = _loss(pred, problem)
         value = float(data.detach())
@@ -400,5 +405,19 @@ def refine_albedo(
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-    albedo = (base + best_delta).clamp(0, 1)
+    albedo = (base + full(best_delta)).clamp(0, 1)
     return ReflectanceMaps(albedo, maps.specular, maps.normal), best_light, losses, best_i
+
+
+def residual_grid_size(problem: FitProblem, max_size: int, min_size: int = 32) -> int:
+    """Side of the albedo-residual grid: about one texel per face pixel.
+
+    A residual finer than the photo samples it leaves texels that no pixel centre
+    reaches between texels that do, and the refined map turns into a dotted grid. So
+    the grid has as many texels over the valid-skin part of the UV layout as the face
+    has pixels (``sqrt(P / f)``, ``f`` the skin fraction of the layout), clamped to
+    ``[min_size, max_size]``; it is upsampled bilinearly onto the ``max_size`` map.
+    """
+    pixels = float(problem.weight.sum())
+    frac = float(problem.texture[:, 3].mean().clamp(min=1e-3))
+    return int(max(min_size, min(max_size, math.sqrt(pixels / frac))))
