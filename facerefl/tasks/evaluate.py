@@ -170,14 +170,24 @@ def figure7_markdown(s: dict) -> str:
             f"mean per-texel std across lightings {f(s['texel_std_mean'])} (sRGB units).\n")
 
 
+#: Files of a photo folder that count as photos; others (READMEs, ...) are listed as skipped.
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
+
+
 def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    """Real-photo mode: success rate, face PSNR/SSIM, LPIPS, time, contact sheet."""
+    """Real-photo mode: success rate, face PSNR/SSIM, LPIPS, time, contact sheet. Files
+    without an image suffix are skipped (listed in ``photos.json``); an image file the
+    pipeline cannot fit (unreadable, no face) counts as a failure."""
     from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
     from facerefl.eval.plots import save_grid
     from facerefl.models.components.perceptual import load_lpips
     from facerefl.tasks.optimize import resolve_inputs
 
-    paths, _ = resolve_inputs(str(cfg.photos))
+    files, _ = resolve_inputs(str(cfg.photos))
+    paths = [p for p in files if p.suffix.lower() in PHOTO_SUFFIXES]
+    skipped = [p.name for p in files if p.suffix.lower() not in PHOTO_SUFFIXES]
+    if not paths:
+        raise InputError(f"{cfg.photos} holds no image files ({', '.join(sorted(PHOTO_SUFFIXES))})")
     nets = load_eval_networks(cfg)
     settings, geometry = _settings(cfg)
     lpips = load_lpips("vgg")
@@ -191,13 +201,13 @@ def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
     from facerefl.eval.report import strict_json
 
     atomic_write_json(out / "photos.json", strict_json({"summary": summary, "photos": [r.to_dict() for r in rows],
-                                                    "settings": _config_dict(cfg)}))
+                                                    "skipped": skipped, "settings": _config_dict(cfg)}))
     md = "# Real photos\n\n" + photos_markdown(summary, rows)
     atomic_write_text(out / "photos.md", md)
     save_grid(out / "contact_sheet.png", [[r.photo, r.reconstruction, r.albedo] for r in rows],
               int(cfg.sheet.size))
     print(md)
-    return {"summary": summary, "rows": rows}
+    return {"summary": summary, "rows": rows, "skipped": skipped}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

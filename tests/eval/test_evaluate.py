@@ -81,13 +81,14 @@ def test_photo_mode_on_one_photo_and_a_non_image(tmp_path, tiny_testset, tiny_ev
     photos = tmp_path / "photos"
     photos.mkdir()
     save_png(photos / "face.png", CachedDataset(tiny_testset)[0].image[0])
-    (photos / "notes.txt").write_text("not a photo")
+    (photos / "notes.txt").write_text("not a photo")       # skipped: not an image file
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")      # an image that fails
     out = tmp_path / "out"
     cfg = compose_eval([f"weights={tiny_eval_weights}", f"photos={photos}", f"output_dir={out}", *SMALL])
     res = evaluate(cfg)
     s = res["summary"]
     assert s["count"] == 2 and s["ok"] == 1 and s["success_rate"] == 0.5
-    assert s["failed"][0]["name"] == "notes.txt"
+    assert s["failed"][0]["name"] == "broken.jpg" and res["skipped"] == ["notes.txt"]
     assert 0 < s["ssim"] <= 1 and s["lpips"] >= 0 and s["psnr"] > 0 and s["seconds_per_photo"] > 0
     for name in ("photos.json", "photos.md", "contact_sheet.png"):
         assert (out / name).is_file(), name
