@@ -133,3 +133,14 @@ def test_consistency_summary_of_identical_and_different_albedos():
     d = consistency_summary(diff + [ExampleResult("y", False, error="no face")], gt)
     assert d["lightings"] == 4 and d["ok"] == 3
     assert d["pairwise_psnr_min"] < 40 and d["texel_std_mean"] > 0
+
+
+def test_cli_multirun_default_sweep_folder_resolves(tmp_path):
+    """The default sweep folder must resolve before Hydra's runtime config exists."""
+    proc = subprocess.run([sys.executable, str(REPO / "evaluate.py"), "-m", "ablation=full",
+                           f"testset={tmp_path / 'none'}", "hydra/launcher=basic"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**__import__("os").environ, "FACEREFL_ROOT": str(tmp_path)})
+    assert "HydraConfig was not set" not in proc.stderr
+    assert "error: no test set" in proc.stderr
+    assert any((tmp_path / "outputs" / "evaluate" / "multirun").iterdir())
