@@ -25,6 +25,7 @@ def run(out_dir: Path, iterations: int = 150) -> dict:
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             cfg = compose("optimize", overrides=[
                 f"image={SAMPLE}", f"output_dir={tmp}/fit", f"iterations={iterations}", "progress=false",
+                f"paths.root_dir={ROOT}",
             ])
         out = optimize(cfg)
     row = out["rows"][0]
