@@ -132,7 +132,7 @@ def fit_one(image: Path, out_dir: Path, cfg: DictConfig, nets: ReflectanceNetwor
         t_geom = time.perf_counter() - t0
         settings = fit_settings(cfg)
         logger = _wandb_logger(cfg, image.stem)
-        bar = _progress(cfg, image.name, settings.iterations)
+        bar = _progress(cfg, image.name, settings.iterations + settings.refine_iterations)
 
         def on_step(it: int, loss: float) -> None:
             if bar is not None:
