@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-STAGES = ("render", "geometry", "data", "models", "export", "fit")
+STAGES = ("render", "geometry", "data", "models", "export", "fit", "eval")
 
 
 def machine() -> dict:

@@ -226,8 +226,23 @@ def write_outputs(fit: PhotoFit, out_dir: Path, cfg: DictConfig,
     return write_all(out, out_dir, environments=envs, options=options)
 
 
+def _sweep_job_dir() -> Path | None:
+    """The job's own folder when running as part of a Hydra multirun (sweep), else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return None
+    return Path(hc.runtime.output_dir) if hc.mode == RunMode.MULTIRUN else None
+
+
 def _output_dir(cfg: DictConfig, image: Path, from_folder: bool) -> Path:
     root = Path(cfg.output_root)
+    job = _sweep_job_dir()
+    if job is not None and not cfg.get("output_dir"):
+        return job / image.stem  # each sweep job writes into its own folder
     if cfg.get("output_dir"):
         base = Path(str(cfg.output_dir))
         return base / image.stem if from_folder else base
