@@ -99,3 +99,13 @@ def test_cli_missing_weights_and_no_face(tmp_path, photos, tiny_weights):  # noq
     r = _cli(f"image={photos / 'cat.jpg'}", f"weights={tiny_weights}", "progress=false", cwd=tmp_path)
     assert r.returncode == 2 and "face" in r.stderr.lower() and "Traceback" not in r.stderr
     assert not (tmp_path / "outputs" / "cat").exists()
+
+
+def test_cli_wandb_offline_run_logs_the_fit(tmp_path, photos, tiny_weights):  # noqa: F811
+    r = _cli(f"image={photos / 'astronaut.png'}", f"weights={tiny_weights}", "logger=wandb",
+             "iterations=2", "fit.refine_iterations=1", "fit.refine_size=64", "geometry.resolution=64",
+             "export.environments=[]", "export.exr=false", "progress=false", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-500:]
+    runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+    assert (tmp_path / "outputs" / "astronaut" / "report.html").is_file()
