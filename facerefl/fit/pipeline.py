@@ -19,7 +19,7 @@ from torch import Tensor
 from facerefl.fit.loop import FitProblem, FitResult, FitSettings, fit_latents, masked_psnr, render_maps
 from facerefl.geometry.result import FaceGeometry
 from facerefl.models.networks import ReflectanceNetworks
-from facerefl.render.color import linear_to_srgb, srgb_to_linear
+from facerefl.render.color import srgb_to_linear
 from facerefl.render.shading import prepare_gbuffer
 from facerefl.render.texture import sample_texture
 

@@ -1,10 +1,9 @@
-import math
 
 import numpy as np
 import pytest
 import torch
 
-from facerefl.data.hdri import direction_to_pixel, equirect_directions
+from facerefl.data.hdri import equirect_directions
 from facerefl.data.lighting import (
     LightPrior,
     LightSettings,
