@@ -21,13 +21,14 @@ import argparse
 import hashlib
 import importlib
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from facerefl.fsutil import replace_dir
 
 
 class AssetMissingError(RuntimeError):
@@ -223,14 +224,7 @@ def fetch(name: str, force: bool = False) -> Path:
         (out / "SOURCE.txt").write_text(
             f"{pkg.spec}\nsha256 {pkg.sha256}\nlicense {pkg.license}\n", encoding="utf-8"
         )
-        old = root / f".{name}-old"
-        if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            final.rename(old)
-        out.rename(final)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_dir(out, final)
     return final
 
 

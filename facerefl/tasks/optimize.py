@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError
+from facerefl.fsutil import replace_dir
 from facerefl.export.atomic import check_output_dir, prepare_output_dir
 from facerefl.export.maps import FaceMaps
 from facerefl.export.plots import save_metrics_json
@@ -177,14 +178,7 @@ def staged_output_dir(path: Path, overwrite: bool):
         shutil.rmtree(stage, ignore_errors=True)
         raise
     check_output_dir(path, overwrite)
-    old = path.parent / f".{path.name}.old"
-    if path.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        path.rename(old)
-    stage.rename(path)
-    if old.exists():
-        shutil.rmtree(old)
+    replace_dir(stage, path)
 
 
 def _progress(cfg: DictConfig, name: str, total: int):
