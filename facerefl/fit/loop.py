@@ -153,6 +153,7 @@ class FitResult:
         restorations: how many times a non-finite loss forced a restore.
         stopped_early: whether the early-stop rule ended the loop.
         seconds: wall time of the loop; ``ms_per_iteration`` its mean per step.
+        encode_seconds: time the encoders took (part of ``seconds``).
         latent_steps: entries of ``losses`` from the latent phase (the rest, if any, come
             from the albedo refinement phase).
         latent_best_loss: the best loss of the latent phase alone.
@@ -170,6 +171,7 @@ class FitResult:
     seconds: float = 0.0
     ms_per_iteration: float = 0.0
     messages: list[str] = field(default_factory=list)
+    encode_seconds: float = 0.0
     latent_steps: int = 0
     latent_best_loss: float = math.nan
     latent_maps: ReflectanceMaps | None = None
@@ -211,6 +213,10 @@ def masked_psnr(pred: Tensor, target: Tensor, weight: Tensor) -> float:
     return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
+def _detached(maps: ReflectanceMaps) -> ReflectanceMaps:
+    return ReflectanceMaps(maps.albedo.detach(), maps.specular.detach(), maps.normal.detach())
+
+
 def _snapshot(z: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in z.items()}
 
@@ -241,6 +247,7 @@ def fit_latents(
     t0 = time.perf_counter()
     with torch.no_grad():
         code0 = nets.encode(problem.texture)
+    t_encode = time.perf_counter() - t0
     z = {
         "albedo": code0.albedo.z.detach().clone(),
         "specular": code0.specular.z.detach().clone(),
@@ -257,7 +264,7 @@ def fit_latents(
 
     opt = make_opt(lr)
     losses: list[float] = []
-    best = (math.inf, 0, _snapshot(z))
+    best = (math.inf, 0, _snapshot(z), None)
     good = _snapshot(z)
     restorations = 0
     messages: list[str] = []
@@ -272,7 +279,7 @@ def fit_latents(
             loss = _loss(pred, problem)
         value = float(loss.detach())
         if it == 0:
-            initial_maps = ReflectanceMaps(*(t.detach() for t in (maps.albedo, maps.specular, maps.normal)))
+            initial_maps = _detached(maps)
             initial_light = z["light"].detach().clone()
         if not math.isfinite(value):
             restorations += 1
@@ -298,7 +305,7 @@ def fit_latents(
         else:
             since_progress += 1
         if value < best[0]:
-            best = (value, len(losses) - 1, _snapshot(z))
+            best = (value, len(losses) - 1, _snapshot(z), _detached(maps))
         if it == settings.iterations or opt is None:
             break
         if settings.early_stop and since_progress >= settings.patience:
@@ -308,11 +315,11 @@ def fit_latents(
         loss.backward()
         opt.step()
 
-    _, best_idx, zb = best
-    with torch.no_grad():
-        code_b = _code_from(code0, zb)
-        maps_b = decode_maps(nets, code_b, problem.texture, settings)
-    maps_b = ReflectanceMaps(maps_b.albedo.detach(), maps_b.specular.detach(), maps_b.normal.detach())
+    _, best_idx, zb, maps_b = best
+    code_b = _code_from(code0, zb)
+    if maps_b is None:  # every evaluation was non-finite: fall back to the encoder start
+        with torch.no_grad():
+            maps_b = _detached(decode_maps(nets, code_b, problem.texture, settings))
     latent_steps = len(losses)
     latent_best = losses[best_idx] if losses else math.nan
     latent_maps = maps_b
@@ -338,6 +345,7 @@ def fit_latents(
         seconds=seconds,
         ms_per_iteration=1000.0 * seconds / steps,
         messages=messages,
+        encode_seconds=t_encode,
         latent_steps=latent_steps,
         latent_best_loss=latent_best,
         latent_maps=latent_maps,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import kornia
@@ -102,10 +101,6 @@ def fit_geometry(
     t0 = time.perf_counter()
     problem = problem_from_geometry(geom, settings.roughness)
     t_prep = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    with torch.no_grad():
-        nets.encode(problem.texture)  # timed on its own: the encoders' share
-    t_enc = time.perf_counter() - t1
     result = fit_latents(nets, problem, settings, on_step=on_step)
     with torch.no_grad():
         final = render_maps(problem, result.maps, result.light, settings)
@@ -144,10 +139,7 @@ def fit_geometry(
         face_mask=face,
         coverage=cover,
         metrics=metrics,
-        timings={"prepare": t_prep, "encoding": t_enc, "optimization": result.seconds},
+        timings={"prepare": t_prep, "encoding": result.encode_seconds,
+                 "optimization": result.seconds - result.encode_seconds},
     )
 
-
-def default_output_dir(image: Path, root: Path) -> Path:
-    """``root/<photo stem>``."""
-    return root / image.stem
