@@ -147,7 +147,8 @@ def fit_one(image: Path, out_dir: Path, cfg: DictConfig, nets: ReflectanceNetwor
             bar.close()
         t_w = time.perf_counter()
         with staged_output_dir(out_dir, overwrite=bool(cfg.overwrite)) as stage:
-            files = write_outputs(fit, stage, cfg, envs, timings={"geometry": t_geom, **fit.timings})
+            files = write_outputs(fit, stage, cfg, envs, timings={"geometry": t_geom, **fit.timings},
+                                  title=f"facerefl: {image.name}")
             t_write = time.perf_counter() - t_w
             timings = {"geometry": t_geom, **fit.timings, "writing": t_write,
                        "total": time.perf_counter() - t0}
@@ -190,7 +191,8 @@ def _progress(cfg: DictConfig, name: str, total: int):
 
 
 def write_outputs(fit: PhotoFit, out_dir: Path, cfg: DictConfig,
-                  envs: dict[str, torch.Tensor], timings: dict[str, float]) -> list[Path]:
+                  envs: dict[str, torch.Tensor], timings: dict[str, float],
+                  title: str = "facerefl reconstruction report") -> list[Path]:
     """Everything in ``out_dir`` (maps, light, renders, meshes, metrics, report)."""
     g, r = fit.geometry, fit.result
     appearance = FaceAppearance(
@@ -216,7 +218,7 @@ def write_outputs(fit: PhotoFit, out_dir: Path, cfg: DictConfig,
     )
     e = cfg.export
     options = ExportOptions(novel_yaw_degrees=float(e.novel_yaw_degrees), exr=bool(e.exr),
-                            title=f"facerefl: {Path(str(cfg.image)).name}")
+                            title=title)
     return write_all(out, out_dir, environments=envs, options=options)
 
 

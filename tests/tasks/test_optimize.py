@@ -71,7 +71,7 @@ def test_folder_reports_failures_and_goes_on(tmp_path, tiny_weights, photos):  #
     assert rows["astronaut.png"].ok and rows["grace.jpg"].ok
     assert "face" in rows["cat.jpg"].error.lower()
     assert not rows["notes.txt"].ok and "\n" not in rows["notes.txt"].error
-    assert (tmp_path / "batch" / "grace" / "report.html").is_file()
+    assert "facerefl: grace.jpg" in (tmp_path / "batch" / "grace" / "report.html").read_text()
     assert not (tmp_path / "batch" / "cat").exists()
 
 
