@@ -5,6 +5,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ASSETS_STAMP := $(VENV)/.assets
+KERNELS_STAMP := $(VENV)/.kernels
 
 .PHONY: help setup assets test test-all bench demo data train eval eval-small clean
 
@@ -21,7 +22,12 @@ $(ASSETS_STAMP): $(STAMP) facerefl/assets.py
 	$(VPY) -m facerefl.assets fetch
 	touch $(ASSETS_STAMP)
 
-setup: $(STAMP) $(ASSETS_STAMP)  ## create .venv, install pinned deps, fetch pinned assets (idempotent)
+# compile the fused shading kernels once (numba caches them beside the source)
+$(KERNELS_STAMP): $(STAMP) facerefl/render/_fused_kernels.py
+	$(VPY) -m facerefl.render.fused
+	touch $(KERNELS_STAMP)
+
+setup: $(STAMP) $(ASSETS_STAMP) $(KERNELS_STAMP)  ## create .venv, install pinned deps, fetch pinned assets, compile kernels (idempotent)
 
 test: setup  ## run the default (offline, CPU) test suite
 	$(VPY) -m pytest -q -m "not slow and not gpu"

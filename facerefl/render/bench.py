@@ -4,7 +4,9 @@
 albedo, specular and normal maps, visibility-occluded diffuse, ``lobe`` specular with
 specular occlusion, scatter to the image) on a sphere covering about half of the image,
 at 256², 512² and 1024², on the CPU (and CUDA when present). The G-buffer preparation is
-done once outside the timing, as in fitting. Results go to ``out_dir/render.json``.
+done once outside the timing, as in fitting. On the CPU both paths are timed: ``fused``
+(the numba kernels :func:`shade_prepared` uses there) and ``reference`` (composed PyTorch,
+``FACEREFL_FUSED=0``; the path CUDA uses). Results go to ``out_dir/render.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from facerefl.render import fused
 from facerefl.render.raster import Camera, GBuffer, Mesh, rasterize
 from facerefl.render.shading import PreparedGBuffer, prepare_gbuffer, shade_prepared
 from facerefl.render.validate import write_json_atomic
@@ -119,6 +122,22 @@ def _thread_counts(device: torch.device) -> list[int]:
     return [now] if device.type != "cpu" or now == 1 else [now, 1]
 
 
+class _path:
+    """Context manager selecting the fused or the reference shading path."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.old = name, os.environ.get("FACEREFL_FUSED")
+
+    def __enter__(self) -> None:
+        os.environ["FACEREFL_FUSED"] = "1" if self.name == "fused" else "0"
+
+    def __exit__(self, *exc) -> None:
+        if self.old is None:
+            os.environ.pop("FACEREFL_FUSED", None)
+        else:
+            os.environ["FACEREFL_FUSED"] = self.old
+
+
 class _threads:
     """Context manager setting ``torch.set_num_threads`` and restoring it."""
 
@@ -142,11 +161,13 @@ def run(out_dir: Path) -> dict:
             g = gbuf.to(device=dev)
             m = SceneMaps(*(getattr(maps, f).to(dev) for f in SceneMaps.__dataclass_fields__))
             prep = prepare_gbuffer(g, m.vis_sh, m.bent_normal)
-            for threads in _thread_counts(dev):
-                with _threads(threads):
+            paths = ["fused", "reference"] if dev.type == "cpu" and fused.available() else ["reference"]
+            for path, threads in ((p, t) for p in paths for t in _thread_counts(dev)):
+                with _threads(threads), _path(path):
                     ms, cpu_ms = time_shading(prep, m, repeats=5 if size >= 1024 else 10)
                 rows.append({
                     "device": dev.type,
+                    "path": path,
                     "threads": threads,
                     "size": size,
                     "covered_pixels": int(g.mask.sum()),
@@ -160,9 +181,9 @@ def run(out_dir: Path) -> dict:
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "rows": rows,
     }
-    print(f"{'device':6s} {'thr':>3s} {'size':>6s} {'pixels':>9s} {'fwd+bwd ms':>11s} {'cpu ms':>8s}")
+    print(f"{'device':6s} {'path':9s} {'thr':>3s} {'size':>6s} {'pixels':>9s} {'fwd+bwd ms':>11s} {'cpu ms':>8s}")
     for r in rows:
-        print(f"{r['device']:6s} {r['threads']:>3d} {r['size']:>6d} {r['covered_pixels']:>9d} "
+        print(f"{r['device']:6s} {r['path']:9s} {r['threads']:>3d} {r['size']:>6d} {r['covered_pixels']:>9d} "
               f"{r['fwd_bwd_ms']:>11.2f} {r['fwd_bwd_cpu_ms']:>8.2f}")
     print(f"1-min load average {result['load_avg_1min']} (other processes slow the timings)")
     write_json_atomic(Path(out_dir) / "render.json", result)

@@ -38,6 +38,7 @@ from torch import Tensor
 
 __all__ = [
     "F0_MAX",
+    "split_sum_column",
     "DEFAULT_ROUGHNESS",
     "MIN_ROUGHNESS",
     "f0_from_specular",
@@ -247,7 +248,9 @@ def _column(table: Tensor, roughness: float) -> Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def _split_sum_column(roughness: float, dtype: torch.dtype, device: str) -> Tensor:
+def split_sum_column(roughness: float, dtype: torch.dtype, device: str) -> Tensor:
+    """:func:`split_sum_table` interpolated to one roughness: ``[8, 64]`` over ``n·v``
+    (cached per roughness, dtype and device string)."""
     return _column(split_sum_table(dtype, device), roughness)
 
 
@@ -294,7 +297,7 @@ def split_sum_lookup(n_dot_v: Tensor, roughness: Tensor | float) -> Tensor:
     table = split_sum_table(n_dot_v.dtype, n_dot_v.device)
     col = None
     if not isinstance(roughness, Tensor):
-        col = _split_sum_column(float(roughness), n_dot_v.dtype, str(n_dot_v.device))
+        col = split_sum_column(float(roughness), n_dot_v.dtype, str(n_dot_v.device))
     return _table_lookup(table, n_dot_v, roughness, col)
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "sh_product_matrix",
     "sh_product_cf",
     "mm_cf",
+    "triple_terms",
 ]
 
 SH_COUNT = 9
@@ -392,7 +393,9 @@ def sh_product(a: Tensor, b: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _triple_terms(band_weights_b: tuple[float, float, float] | None) -> tuple[tuple[int, int, int, float], ...]:
+def triple_terms(band_weights_b: tuple[float, float, float] | None) -> tuple[tuple[int, int, int, float], ...]:
+    """The non-zero terms ``(i, j, k, T_ijk · w_l(k))`` of the triple-product tensor, with
+    optional per-band factors ``w_l`` on the second operand (see :func:`sh_product_cf`)."""
     t = _triple_np()
     bw = band_weights_b or (1.0, 1.0, 1.0)
     return tuple(
@@ -450,4 +453,4 @@ def sh_product_cf(
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     bw = None if band_weights_b is None else tuple(float(w) for w in band_weights_b)
-    return _ProductCF.apply(a, b, _triple_terms(bw))
+    return _ProductCF.apply(a, b, triple_terms(bw))

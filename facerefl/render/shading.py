@@ -69,14 +69,16 @@ them back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from facerefl.render import fused
 from facerefl.render.brdf import (
     DEFAULT_ROUGHNESS,
+    split_sum_column,
     dfg_lookup,
     split_sum_lookup,
     f0_from_specular,
@@ -652,6 +654,8 @@ class PreparedGBuffer:
             the roughness), or None without visibility/bent normal.
         occlusion_roughness: the scalar roughness ``spec_occlusion`` was computed for.
         height, width: image size.
+        fused_cache: lazily filled inputs of :mod:`facerefl.render.fused` (texture taps
+            per map size, packed constants per roughness); not part of equality.
     """
 
     index: Tensor
@@ -666,6 +670,8 @@ class PreparedGBuffer:
     occlusion_roughness: float
     height: int
     width: int
+    #: per-size bilinear taps and packed constants of the fused CPU path (filled lazily)
+    fused_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def num_pixels(self) -> int:
@@ -776,16 +782,66 @@ def shade_prepared(
 
     Returns:
         :class:`Shading`.
+
+    On the CPU with a scalar roughness (fitting's case) the work runs in the fused numba
+    kernels of :mod:`facerefl.render.fused` (same values and gradients, several times
+    faster); otherwise, or with ``FACEREFL_FUSED=0``, as composed PyTorch.
     """
     _check_light(light, prep.index.shape[0])
     _check_spec_model(spec_model)
-    uv = prep.uv
-    rough = _rough_from_maps(roughness, uv, tuple(uv.shape[:-1]))
-    albedo_px, spec_px, normal_px = _sample_maps_cf(uv, albedo, specular, normal)
-    out = _shade_cf(
-        prep.normal, prep.tangent, prep.bitangent, prep.view_dir, albedo_px, spec_px, light,
-        normal_px, prep.vis_sh, prep.occlusion_for(rough), rough, spec_model,
-    )
+    if _fused_applies(prep, albedo, specular, normal, light, roughness):
+        out = _shade_prepared_fused(prep, albedo, specular, light, normal, float(roughness), spec_model)
+    else:
+        out = _shade_prepared_reference(prep, albedo, specular, light, normal, roughness, spec_model)
     if to_image:
         return Shading(*(prep.scatter_cf(x) for x in out))
     return Shading(*(x.transpose(1, 2) for x in out))
+
+
+def _fused_applies(prep: PreparedGBuffer, albedo: Tensor, specular: Tensor, normal: Tensor | None,
+                   light: Tensor, roughness: float | Tensor) -> bool:
+    """The fused CPU kernels cover fitting's configuration: a scalar roughness, CPU float
+    tensors of one dtype, maps ``[1 or B, C, H, W]``."""
+    if isinstance(roughness, Tensor) or not fused.supports(prep.normal, albedo, specular, normal, light):
+        return False
+    b = prep.index.shape[0]
+    return all(t.dim() == 4 and t.shape[1] == c and t.shape[0] in (1, b)
+               for t, c in ((albedo, 3), (specular, 1), (normal, 3)) if t is not None)
+
+
+def _shade_prepared_fused(prep: PreparedGBuffer, albedo: Tensor, specular: Tensor, light: Tensor,
+                          normal: Tensor | None, roughness: float, spec_model: str) -> tuple[Tensor, Tensor, Tensor]:
+    """:mod:`facerefl.render.fused` with this G-buffer's cached taps and constants."""
+    dtype, cache = albedo.dtype, prep.fused_cache
+    key = ("cst", roughness, dtype)
+    if key not in cache:
+        cache[key] = fused.constants(*(x.to(dtype) for x in (prep.normal, prep.tangent, prep.bitangent, prep.view_dir)),
+                                     None if prep.vis_sh is None else prep.vis_sh.to(dtype),
+                                     (lambda o: None if o is None else o.to(dtype))(prep.occlusion_for(roughness)))
+    taps = []
+    for tex in (albedo, specular, normal):
+        if tex is None:
+            taps.append(None)
+            continue
+        tkey = ("taps", tex.shape[2], tex.shape[3], dtype)
+        if tkey not in cache:
+            cache[tkey] = fused.bilinear_taps(prep.uv, tex.shape[2], tex.shape[3], dtype)
+        taps.append(cache[tkey])
+    column = split_sum_column(roughness, dtype, "cpu")
+    if spec_model == "paper":
+        column = fused.paper_column(column)
+    return fused.shade_fused(albedo, specular, normal, light, cache[key], tuple(taps), column)
+
+
+def _shade_prepared_reference(prep: PreparedGBuffer, albedo: Tensor, specular: Tensor, light: Tensor,
+                              normal: Tensor | None, roughness: float | Tensor,
+                              spec_model: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Composed-PyTorch path of :func:`shade_prepared` (any device, differentiable in all
+    inputs); channel-first ``[B, 3, P]`` outputs."""
+    uv = prep.uv
+    rough = _rough_from_maps(roughness, uv, tuple(uv.shape[:-1]))
+    albedo_px, spec_px, normal_px = _sample_maps_cf(uv, albedo, specular, normal)
+    return _shade_cf(
+        prep.normal, prep.tangent, prep.bitangent, prep.view_dir, albedo_px, spec_px, light,
+        normal_px, prep.vis_sh, prep.occlusion_for(rough), rough, spec_model,
+    )

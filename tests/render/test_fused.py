@@ -1,0 +1,132 @@
+"""The fused CPU kernels (render/fused.py) against the composed-PyTorch reference path."""
+
+import pytest
+import torch
+
+from facerefl.render import fused, fused_codegen
+from facerefl.render import shading as S
+from facerefl.render.bench import synthetic_scene
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason="numba kernels unavailable")
+
+
+def _scene(dtype, size=24, tex=16, seed=0):
+    gbuf, maps = synthetic_scene(size, tex_size=tex, seed=seed, dtype=dtype)
+    return gbuf, maps
+
+
+def _both(prep, albedo, specular, light, normal, **kw):
+    """(fused, reference) Shading and the gradients of a random projection of all outputs."""
+    leaves = [x.detach().clone().requires_grad_(True) for x in (albedo, specular, light)]
+    nrm = None if normal is None else normal.detach().clone().requires_grad_(True)
+    inputs = leaves + ([nrm] if nrm is not None else [])
+    assert S._fused_applies(prep, leaves[0], leaves[1], nrm, leaves[2], kw.get("roughness", 0.6))
+    fast = S.shade_prepared(prep, leaves[0], leaves[1], leaves[2], normal=nrm, to_image=False, **kw)
+    ref = S._shade_prepared_reference(prep, leaves[0], leaves[1], leaves[2], nrm,
+                                      kw.get("roughness", 0.6), kw.get("spec_model", "lobe"))
+    ref = S.Shading(*(x.transpose(1, 2) for x in ref))
+    g = torch.Generator().manual_seed(1)
+    w = [torch.randn(fast.rgb.shape, generator=g, dtype=fast.rgb.dtype) for _ in range(3)]
+
+    def proj(out):
+        return sum((x * wi).sum() for x, wi in zip((out.rgb, out.diffuse, out.specular), w))
+
+    return fast, ref, torch.autograd.grad(proj(fast), inputs), torch.autograd.grad(proj(ref), inputs)
+
+
+def _close(a, b, rtol):
+    scale = b.abs().max().clamp_min(1e-30)
+    assert ((a - b).abs().max() / scale).item() <= rtol, ((a - b).abs().max() / scale).item()
+
+
+def test_generated_kernels_are_up_to_date():
+    assert fused_codegen.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("spec_model", S.SPEC_MODELS)
+def test_values_and_gradients_match_reference(dtype, rtol, spec_model):
+    gbuf, m = _scene(dtype)
+    prep = S.prepare_gbuffer(gbuf, m.vis_sh, m.bent_normal)
+    fast, ref, gf, gr = _both(prep, m.albedo, m.specular, m.light, m.normal, spec_model=spec_model)
+    for a, b in zip((fast.rgb, fast.diffuse, fast.specular), (ref.rgb, ref.diffuse, ref.specular)):
+        _close(a.detach(), b.detach(), rtol)
+    for a, b in zip(gf, gr):
+        _close(a, b, rtol * 10)
+
+
+def test_optional_inputs_map_sizes_and_batch_broadcast():
+    gbuf, m = _scene(torch.float64, size=20, tex=16)
+    two = lambda x: torch.cat([x, x])  # noqa: E731
+    from dataclasses import fields, replace
+    gb = replace(gbuf, **{f.name: two(getattr(gbuf, f.name)) for f in fields(gbuf)})
+    # no visibility / bent normal, no normal map, maps of different sizes shared by the batch
+    prep = S.prepare_gbuffer(gb)
+    albedo = torch.nn.functional.interpolate(m.albedo, size=(32, 32), mode="bilinear")
+    fast, ref, gf, gr = _both(prep, albedo, m.specular, two(m.light), None, roughness=0.35)
+    # unit visibility through the (quadrature-built) triple product vs plain irradiance
+    _close(fast.rgb.detach(), ref.rgb.detach(), 1e-7)
+    for a, b in zip(gf, gr):
+        assert a.shape == b.shape
+        _close(a, b, 1e-6)
+    # visibility without bent normal (no specular occlusion), normal map at its own size
+    prep = S.prepare_gbuffer(gbuf, m.vis_sh)
+    normal = torch.nn.functional.interpolate(m.normal, size=(8, 8), mode="bilinear")
+    fast, ref, gf, gr = _both(prep, m.albedo, m.specular, m.light, normal)
+    _close(fast.rgb.detach(), ref.rgb.detach(), 1e-12)
+    for a, b in zip(gf, gr):
+        _close(a, b, 1e-10)
+
+
+def test_gradcheck_through_shade_prepared():
+    gbuf, m = _scene(torch.float64, size=10, tex=4, seed=3)
+    prep = S.prepare_gbuffer(gbuf, m.vis_sh, m.bent_normal)
+    spec = m.specular * 0.5 + 0.3  # away from the f90 = saturate(50 F0) kink
+
+    def fn(a, s, lt, n):
+        return S.shade_prepared(prep, a, s, lt, normal=n, to_image=False).rgb
+
+    args = tuple(x.clone().requires_grad_(True) for x in (m.albedo, spec, m.light, m.normal))
+    assert S._fused_applies(prep, *args[:2], args[3], args[2], 0.6)
+    assert torch.autograd.gradcheck(fn, args)
+
+
+def test_parallel_chunks_match_one_thread():
+    gbuf, m = _scene(torch.float32, size=32)
+    prep = S.prepare_gbuffer(gbuf, m.vis_sh, m.bent_normal)
+    old = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            light = m.light.clone().requires_grad_(True)
+            out = S.shade_prepared(prep, m.albedo, m.specular, light, normal=m.normal, to_image=False)
+            (g,) = torch.autograd.grad(out.rgb.sum(), light)
+            outs.append((out.rgb.detach(), g))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(outs[0][0], outs[1][0])
+    _close(outs[1][1], outs[0][1], 1e-6)
+
+
+def test_non_finite_inputs_propagate():
+    gbuf, m = _scene(torch.float32)
+    prep = S.prepare_gbuffer(gbuf, m.vis_sh, m.bent_normal)
+    light = m.light.clone()
+    light[0, 0, 0] = float("nan")
+    out = S.shade_prepared(prep, m.albedo, m.specular, light, normal=m.normal, to_image=False)
+    assert torch.isnan(out.rgb).any()
+
+
+def test_reference_path_when_disabled_or_unsupported(monkeypatch):
+    gbuf, m = _scene(torch.float64)
+    prep = S.prepare_gbuffer(gbuf, m.vis_sh, m.bent_normal)
+    rough_map = torch.full((1, 1, 16, 16), 0.6, dtype=torch.float64)
+    assert not S._fused_applies(prep, m.albedo, m.specular, m.normal, m.light, rough_map)
+    assert not S._fused_applies(prep, m.albedo.float(), m.specular, m.normal, m.light, 0.6)
+    a = S.shade_prepared(prep, m.albedo, m.specular, m.light, normal=m.normal)
+    monkeypatch.setenv("FACEREFL_FUSED", "0")
+    assert not fused.available()
+    b = S.shade_prepared(prep, m.albedo, m.specular, m.light, normal=m.normal)
+    c = S.shade_prepared(prep, m.albedo, m.specular, m.light, normal=m.normal, roughness=rough_map)
+    assert torch.allclose(a.rgb, b.rgb, atol=1e-12) and torch.allclose(b.rgb, c.rgb, atol=1e-12)
