@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ASSETS_STAMP := $(VENV)/.assets
 KERNELS_STAMP := $(VENV)/.kernels
 
-.PHONY: help setup assets test test-all bench demo data train eval eval-small clean
+.PHONY: help setup assets test test-all bench demo data train train-noskip eval eval-small clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ data: setup  ## cache N (2000) synthetic training examples in DATA_DIR and build
 
 train: setup  ## train every CPU-preset network and export weights to data/checkpoints/cpu
 	$(VPY) -m facerefl.tasks.train_all
+
+train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → data/checkpoints/cpu_noskip
+	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.tasks.train_all --no-skip --data-commit 729ddba --cache-workers 1
 
 eval-small: setup  ## quick evaluation: 4 test examples (full, no_renderer), 3-lighting Figure 7, sample photo
 	$(VPY) evaluate.py -m ablation=full,no_renderer n_examples=4 figure7.lightings=3

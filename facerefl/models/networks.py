@@ -11,10 +11,21 @@
 
 with the skips fixed. Weights are read from safetensors only (never unpickled); the
 architecture is read from ``config.json`` in the same folder.
+
+A checkpoint folder may borrow tensors from a *base* folder instead of repeating them (e.g.
+``cpu_noskip``, whose detail enhancers and light regressor are ``cpu``'s)::
+
+    "base": {"folder": "../cpu",                                  # relative to this folder
+             "sha256": {"albedo.safetensors": "<hex>", ...}}      # base files borrowed from
+
+Each weight file's tensors are then the base file's, overridden by the tensors of the local
+file of the same name (which may be absent when nothing differs). The digests pin the base
+files: a changed base is refused rather than silently mixed in. Bases do not chain.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +43,10 @@ from facerefl.models.components.light import SHRegressor
 
 CONFIG_FILE = "config.json"
 LIGHT_FILE = "light.safetensors"
+#: The weight files of a checkpoint folder (one per branch, then the light regressor).
+WEIGHT_FILES = tuple(f"{k}.safetensors" for k in KINDS) + (LIGHT_FILE,)
+#: ``config.json`` key naming the base folder a checkpoint borrows tensors from.
+BASE_KEY = "base"
 
 
 @dataclass(frozen=True)
@@ -215,35 +230,78 @@ class ReflectanceNetworks(nn.Module):
         return self.reflectance(code, texture), code.light
 
     # ------------------------------------------------------------------ weights I/O
-    def save_safetensors(self, folder: Path, extra: dict | None = None) -> None:
-        """Write ``config.json``, ``<kind>.safetensors`` and ``light.safetensors`` atomically."""
+    def _weight_states(self) -> dict[str, dict[str, torch.Tensor]]:
+        """State dicts by weight file name (:data:`WEIGHT_FILES`)."""
+        return {**{f"{k}.safetensors": self.branch(k).state_dict() for k in KINDS},
+                LIGHT_FILE: self.light.state_dict()}
+
+    def _weight_modules(self) -> dict[str, nn.Module]:
+        return {**{f"{k}.safetensors": self.branch(k) for k in KINDS}, LIGHT_FILE: self.light}
+
+    def save_safetensors(self, folder: Path, extra: dict | None = None, base: Path | None = None) -> None:
+        """Write ``config.json``, ``<kind>.safetensors`` and ``light.safetensors`` atomically.
+
+        With ``base`` (a folder written by this method, with no base of its own), tensors
+        equal to the base's are left out and ``config.json`` names the base (see the module
+        docstring); a weight file whose tensors all match is not written (and an older copy
+        of it in ``folder`` is removed). A base file holding tensors this network lacks is
+        not borrowed from.
+        """
         from facerefl.models.serialization import save_state_atomic, write_text_atomic
 
         folder = Path(folder)
+        if base is not None:
+            base = Path(base)
+            _check_base_folder(base, folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for k in KINDS:
-            save_state_atomic(self.branch(k).state_dict(), folder / f"{k}.safetensors")
-        save_state_atomic(self.light.state_dict(), folder / LIGHT_FILE)
-        cfg = {**self.cfg.to_dict(), **({"extra": extra} if extra else {})}
+        states, borrowed = self._weight_states(), {}
+        if base is not None:
+            for name, state in states.items():
+                path = base / name
+                if not path.is_file():
+                    continue
+                theirs = load_file(str(path))
+                if not set(theirs) <= set(state):
+                    continue
+                own = {n: t for n, t in state.items() if n not in theirs or not _same(t, theirs[n])}
+                if len(own) < len(state):
+                    borrowed[name] = _sha256(path)
+                    states[name] = own
+        for name, state in states.items():
+            if state:
+                save_state_atomic(state, folder / name)
+            elif (folder / name).exists():
+                (folder / name).unlink()
+        cfg = self.cfg.to_dict()
+        if borrowed:
+            rel = os.path.relpath(Path(base).resolve(), folder.resolve())
+            cfg[BASE_KEY] = {"folder": Path(rel).as_posix(), "sha256": borrowed}
+        if extra:
+            cfg["extra"] = extra
         write_text_atomic(folder / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
     def from_safetensors(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> ReflectanceNetworks:
-        """Build from a folder written by :meth:`save_safetensors` (safetensors only)."""
+        """Build from a folder written by :meth:`save_safetensors` (safetensors only), filling
+        in tensors borrowed from its base folder, if any (see the module docstring)."""
         folder = Path(folder)
-        cfg_path = folder / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise InputError(
-                f"no {CONFIG_FILE} in {folder}; point at a folder written by "
-                "ReflectanceNetworks.save_safetensors (e.g. data/checkpoints/cpu) or run `make train`"
-            )
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+        raw = _read_config(folder)
         raw.pop("extra", None)
+        borrowed = _base_files(folder, raw.pop(BASE_KEY, None))
         nets = cls(NetworksConfig.from_dict(raw))
         device = str(map_location)
-        for k in KINDS:
-            nets.branch(k).load_state_dict(_load(folder / f"{k}.safetensors", device))
-        nets.light.load_state_dict(_load(folder / LIGHT_FILE, device))
+        for name, module in nets._weight_modules().items():
+            local = folder / name
+            if name not in borrowed and not local.is_file():
+                raise InputError(f"missing weights file {local}; re-export the checkpoint folder")
+            state = load_file(str(borrowed[name]), device=device) if name in borrowed else {}
+            if local.is_file():
+                state.update(load_file(str(local), device=device))
+            try:
+                module.load_state_dict(state)
+            except RuntimeError as e:
+                src = f"{local}" + (f" with base {borrowed[name]}" if name in borrowed else "")
+                raise InputError(f"weights {src} do not fit {folder / CONFIG_FILE}: {e}") from e
         return nets.to(map_location)
 
     @classmethod
@@ -252,10 +310,72 @@ class ReflectanceNetworks(nn.Module):
         return cls.from_safetensors(shipped_dir(preset))
 
 
-def _load(path: Path, device: str) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(f"missing weights file {path}; re-export the checkpoint folder")
-    return load_file(str(path), device=device)
+def _read_config(folder: Path) -> dict:
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise InputError(
+            f"no {CONFIG_FILE} in {folder}; point at a folder written by "
+            "ReflectanceNetworks.save_safetensors (e.g. data/checkpoints/cpu) or run `make train`"
+        )
+    raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise InputError(f"{cfg_path} must hold a JSON object")
+    return raw
+
+
+def _check_base_folder(base: Path, folder: Path) -> None:
+    """A usable base for ``folder``: a checkpoint folder other than ``folder``, with no base."""
+    if base.resolve() == folder.resolve():
+        raise InputError(f"checkpoint folder {folder} names itself as its base")
+    if BASE_KEY in _read_config(base):
+        raise InputError(f"base folder {base} has a base of its own; bases do not chain "
+                         "(use the folder that holds the full weights)")
+
+
+def _base_files(folder: Path, entry) -> dict[str, Path]:
+    """Validate the ``base`` entry of ``folder``'s config; → {weight file: path in the base}."""
+    if entry is None:
+        return {}
+    form = ('expected "base": {"folder": "<path relative to this folder>", '
+            '"sha256": {"<weight file>": "<hex digest>", ...}}')
+    digests = entry.get("sha256") if isinstance(entry, dict) else None
+    if (not isinstance(entry, dict) or set(entry) != {"folder", "sha256"}
+            or not isinstance(entry["folder"], str) or not entry["folder"]
+            or not isinstance(digests, dict) or not digests
+            or not all(isinstance(v, str) for v in digests.values())):
+        raise InputError(f"bad {BASE_KEY!r} entry in {folder / CONFIG_FILE}: {entry!r}; {form}")
+    unknown = sorted(set(digests) - set(WEIGHT_FILES))
+    if unknown:
+        raise InputError(f"{folder / CONFIG_FILE} borrows unknown files {unknown} from its base; "
+                         f"weight files are {list(WEIGHT_FILES)}")
+    base = folder / entry["folder"]
+    try:
+        _check_base_folder(base, folder)
+    except InputError as e:
+        raise InputError(f"{e} (base of {folder}); restore the base folder or re-export {folder}") from None
+    files = {}
+    for name, digest in digests.items():
+        path = base / name
+        if not path.is_file():
+            raise InputError(f"{folder} borrows {name} from {base}, which lacks it; restore "
+                             f"the base folder or re-export {folder}")
+        if _sha256(path) != digest:
+            raise InputError(f"{path} changed since {folder} was exported from it (sha256 differs); "
+                             f"restore that file or re-export {folder} against the new base")
+        files[name] = path
+    return files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.detach().cpu(), b)
 
 
 def shipped_dir(preset: str) -> Path:

@@ -8,8 +8,8 @@ from facerefl.errors import InputError
 from facerefl.tasks.train import train
 from tests.models.helpers import compose_train
 
-EXPERIMENTS = ["albedo_ae", "specular_ae", "normal_ae", "albedo_ae_noskip",
-               "albedo_enh", "specular_enh", "normal_enh", "light"]
+EXPERIMENTS = ["albedo_ae", "specular_ae", "normal_ae", "albedo_ae_noskip", "specular_ae_noskip",
+               "normal_ae_noskip", "albedo_enh", "specular_enh", "normal_enh", "light"]
 
 
 def _enh_overrides(name, preset="cpu"):
@@ -161,4 +161,64 @@ def test_train_all_end_to_end_tiny(tmp_path):
     assert record["metrics"]["num_examples"] == 4
     nets = ReflectanceNetworks.from_safetensors(out)
     assert nets.cfg.albedo.input_size == 64
+    assert "| albedo |" in (out / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["albedo", "specular", "normal"])
+def test_noskip_experiments_build_decoders_without_skips(tmp_path, kind):
+    cfg = compose_train(tmp_path, [f"experiment={kind}_ae_noskip"])
+    assert cfg.run_name == f"{kind}_ae_noskip" and cfg.model.net.kind == kind
+    assert instantiate(cfg.model).net.decoder.use_skips is False
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--cache-examples", "0", "--base", "{tmp}/none"], "no config.json"),
+    (["--cache-examples", "0", "--base", "{shipped}/cpu_noskip"], "does not hold full"),
+    (["--cache-examples", "0", "--preset", "paper", "--base", "{shipped}/cpu"], "does not hold full"),
+    (["--data-commit", "no-such-revision-1f2e3d"], "needs a git checkout"),
+    (["--data-commit", "HEAD", "--cache-examples", "0"], "needs --cache-examples"),
+])
+def test_train_all_no_skip_user_errors_exit_2(tmp_path, capsys, args, needle):
+    from facerefl.models.networks import shipped_dir
+    from facerefl.tasks import train_all
+
+    args = [a.format(tmp=tmp_path, shipped=shipped_dir("cpu").parent) for a in args]
+    rc = train_all.main(["--no-skip", "--run-root", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and needle in err and err.count("\n") == 0, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_cache_of_another_size_is_refused(tmp_path):
+    from facerefl.tasks import train_all
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"count": 3}))
+    with pytest.raises(InputError, match="3 examples, not 8"):
+        train_all.ensure_cache(tmp_path, 8, None)
+    assert train_all.ensure_cache(tmp_path, 3, None) == tmp_path
+
+
+@pytest.mark.slow
+def test_train_all_no_skip_end_to_end_tiny(tmp_path):
+    # `train_all --no-skip` in miniature, the cache built by a git-archived copy of the data
+    # code (--data-commit): 3 stages, assembly on cpu's enhancers and light, export with cpu
+    # as the base folder, model card
+    from facerefl.models.networks import ReflectanceNetworks, shipped_dir
+    from facerefl.tasks import train_all
+
+    out = tmp_path / "ship"
+    rc = train_all.main(["--no-skip", "--data-commit", "HEAD", "--cache-workers", "1", "--cache-examples", "8",
+                         "--ae-steps", "2", "--val-examples", "4", "--out", str(out),
+                         "--run-root", str(tmp_path / "runs"), "data.batch_size=4", "data.num_val=4"])
+    assert rc == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert [s["stage"] for s in record["stages"]] == list(train_all.NOSKIP_STAGES)
+    assert record["metrics"]["num_examples"] == 4 and record["train_code_val"]["metrics"]["num_examples"] == 4
+    assert list((tmp_path / "runs").glob("src-*/facerefl/data/make_cache.py"))
+    nets = ReflectanceNetworks.from_safetensors(out)
+    assert not nets.cfg.albedo.use_skips
+    cpu = ReflectanceNetworks.load_shipped("cpu")
+    assert all(torch.equal(a, b) for a, b in zip(nets.light.state_dict().values(), cpu.light.state_dict().values()))
+    assert not (out / "light.safetensors").exists()
+    assert json.loads((out / "config.json").read_text())["base"]["folder"].endswith(shipped_dir("cpu").name)
     assert "| albedo |" in (out / "MODEL_CARD.md").read_text()
