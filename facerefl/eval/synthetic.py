@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 from torch import Tensor
@@ -152,15 +153,59 @@ def evaluate_example(example: ReflectanceBatch, name: str, nets: ReflectanceNetw
 
 def evaluate_examples(examples: Iterable[tuple[str, ReflectanceBatch]], nets: ReflectanceNetworks,
                       settings: FitSettings, geometry: GeometryConfig, probe_size: int = 64,
-                      progress: Callable[[ExampleResult], None] | None = None) -> list[ExampleResult]:
-    """:func:`evaluate_example` over ``(name, example)`` pairs, in order."""
-    out = []
-    for name, ex in examples:
-        r = evaluate_example(ex, name, nets, settings, geometry, probe_size)
-        if progress is not None:
-            progress(r)
-        out.append(r)
+                      progress: Callable[[ExampleResult], None] | None = None,
+                      workers: int = 1, weights: Path | None = None) -> list[ExampleResult]:
+    """:func:`evaluate_example` over ``(name, example)`` pairs; results in input order.
+
+    With ``workers > 1`` the examples run in that many worker processes (spawned, one
+    torch thread each, networks loaded from the safetensors folder ``weights``): the fit
+    of one photo is a chain of small operations that does not use two cores well, but
+    independent photos do. ``nets`` is then unused in this process.
+    """
+    if workers <= 1:
+        out = []
+        for name, ex in examples:
+            r = evaluate_example(ex, name, nets, settings, geometry, probe_size)
+            if progress is not None:
+                progress(r)
+            out.append(r)
+        return out
+    if weights is None:
+        raise ValueError("evaluate_examples: workers > 1 needs the weights folder")
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(str(weights),)) as pool:
+        futures = [pool.submit(_worker_run, ex, name, settings, geometry, probe_size) for name, ex in examples]
+        out = []
+        for f in futures:
+            r = f.result()
+            if progress is not None:
+                progress(r)
+            out.append(r)
     return out
+
+
+_WORKER_NETS: ReflectanceNetworks | None = None
+
+
+def _worker_init(weights: str) -> None:
+    """Worker process set-up: one torch thread, networks from safetensors (never pickled)."""
+    import os
+
+    import torch
+
+    global _WORKER_NETS
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    torch.set_num_threads(1)
+    _WORKER_NETS = ReflectanceNetworks.from_safetensors(Path(weights)).freeze()
+
+
+def _worker_run(example: ReflectanceBatch, name: str, settings: FitSettings, geometry: GeometryConfig,
+                probe_size: int) -> ExampleResult:
+    assert _WORKER_NETS is not None, "worker not initialised"
+    return evaluate_example(example, name, _WORKER_NETS, settings, geometry, probe_size)
 
 
 def _finite_mean(values: list[float]) -> float | None:

@@ -31,14 +31,26 @@ from facerefl.models.networks import ReflectanceNetworks, shipped_dir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate", "load_eval_networks", "testset_folder", "GatherCallback"]
+__all__ = ["evaluate", "load_eval_networks", "weights_folder", "testset_folder", "GatherCallback"]
+
+
+def weights_folder(cfg: DictConfig) -> Path:
+    """``cfg.weights`` if set, else ``data/checkpoints/<cfg.checkpoint or cfg.preset>``."""
+    return Path(str(cfg.weights)) if cfg.get("weights") else shipped_dir(str(cfg.get("checkpoint") or cfg.preset))
 
 
 def load_eval_networks(cfg: DictConfig) -> ReflectanceNetworks:
-    """``cfg.weights`` if set, else ``data/checkpoints/<cfg.checkpoint or cfg.preset>``."""
-    folder = Path(str(cfg.weights)) if cfg.get("weights") else shipped_dir(
-        str(cfg.get("checkpoint") or cfg.preset))
-    return ReflectanceNetworks.from_safetensors(folder, map_location=cfg.get("device", "cpu")).freeze()
+    """The networks of :func:`weights_folder`, frozen."""
+    return ReflectanceNetworks.from_safetensors(weights_folder(cfg), map_location=cfg.get("device", "cpu")).freeze()
+
+
+def _workers(cfg: DictConfig) -> int:
+    n = 1 if cfg.get("workers") is None else int(cfg.workers)
+    if n < 1:
+        raise InputError(f"workers must be >= 1, got {n}")
+    if n > 1 and str(cfg.get("device", "cpu")) != "cpu":
+        raise InputError("workers > 1 runs CPU worker processes; use workers=1 with device=cuda")
+    return n
 
 
 def testset_folder(cfg: DictConfig) -> Path:
@@ -99,7 +111,9 @@ def run_testset(cfg: DictConfig, out: Path) -> dict[str, Any]:
             _say(f"[{name}] {r.name}: FAILED ({r.error})")
 
     pairs = ((example_name(data[i], i), data[i]) for i in range(n))
-    results = evaluate_examples(pairs, nets, settings, geometry, int(cfg.probe_size), progress)
+    workers = _workers(cfg)
+    results = evaluate_examples(pairs, nets, settings, geometry, int(cfg.probe_size), progress,
+                                workers=workers, weights=weights_folder(cfg))
     summary = summarize(results)
     doc = report.results_document(name, summary, [r.to_dict() for r in results],
                                   {**_config_dict(cfg), "iterations_run": settings.iterations,
@@ -149,7 +163,8 @@ def run_figure7(cfg: DictConfig, out: Path, nets, settings, geometry, data) -> d
                   detail=int(first.normal.shape[-1]))
     _say(f"[figure 7] rendering face {int(f7.seed)} under {int(f7.lightings)} lightings ({f7.renderer})")
     examples = relit_examples(int(f7.seed), int(f7.lightings), sizes, str(f7.renderer), int(f7.spp))
-    results = evaluate_examples(examples, nets, settings, geometry, int(cfg.probe_size))
+    results = evaluate_examples(examples, nets, settings, geometry, int(cfg.probe_size),
+                                workers=_workers(cfg), weights=weights_folder(cfg))
     gt = examples[0][1].albedo
     summary = consistency_summary(results, gt)
     summary["seed"] = int(f7.seed)

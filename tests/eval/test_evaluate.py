@@ -42,6 +42,18 @@ def test_testset_mode_writes_results_report_and_figures(testset_run):
     assert "| PSNR paper | 25.10 | 26.61 | 22.68 | 20.29 |" in md and "Definitions." in md
 
 
+def test_worker_processes_give_the_same_results(tmp_path, testset_run, tiny_testset, tiny_eval_weights):
+    _, doc = testset_run
+    cfg = compose_eval([f"weights={tiny_eval_weights}", f"testset={tiny_testset}", f"output_dir={tmp_path}",
+                        "n_examples=1", *SMALL, "workers=2"])
+    par = evaluate(cfg)
+    assert par["examples"][0]["scores"] == doc["examples"][0]["scores"]
+    assert par["summary"]["image"] == doc["summary"]["image"]
+    with pytest.raises(InputError, match="workers"):
+        evaluate(compose_eval([f"weights={tiny_eval_weights}", f"testset={tiny_testset}",
+                               f"output_dir={tmp_path}", "workers=0"]))
+
+
 def test_ablation_no_renderer_keeps_the_encoder_start(tmp_path, tiny_testset, tiny_eval_weights):
     cfg = compose_eval([f"weights={tiny_eval_weights}", f"testset={tiny_testset}", f"output_dir={tmp_path}",
                         "n_examples=1", *SMALL, "ablation=no_renderer"])
