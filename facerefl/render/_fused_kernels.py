@@ -52,7 +52,7 @@ def gather_bwd(grad, row0, idx, wts, gtex):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_fwd_f32(px, cst, light, col, out, aux, p0, p1):
+def shade_fwd_f32(px, cst, light, col, out, p0, p1):
     ftype = np.float32
     nb = px.shape[0]
     nv = col.shape[1]
@@ -180,24 +180,6 @@ def shade_fwd_f32(px, cst, light, col, out, aux, p0, p1):
             ld0 = l00 * t0 + l01 * t1 + l02 * t2 + l03 * t3 + l04 * t4 + l05 * t5 + l06 * t6 + l07 * t7 + l08 * t8
             ld1 = l10 * t0 + l11 * t1 + l12 * t2 + l13 * t3 + l14 * t4 + l15 * t5 + l16 * t6 + l17 * t7 + l18 * t8
             ld2 = l20 * t0 + l21 * t1 + l22 * t2 + l23 * t3 + l24 * t4 + l25 * t5 + l26 * t6 + l27 * t7 + l28 * t8
-            aux[b, 0, p] = t0
-            aux[b, 1, p] = t1
-            aux[b, 2, p] = t2
-            aux[b, 3, p] = t3
-            aux[b, 4, p] = t4
-            aux[b, 5, p] = t5
-            aux[b, 6, p] = t6
-            aux[b, 7, p] = t7
-            aux[b, 8, p] = t8
-            aux[b, 9, p] = ld0
-            aux[b, 10, p] = ld1
-            aux[b, 11, p] = ld2
-            aux[b, 12, p] = preA0
-            aux[b, 13, p] = preA1
-            aux[b, 14, p] = preA2
-            aux[b, 15, p] = preB0
-            aux[b, 16, p] = preB1
-            aux[b, 17, p] = preB2
             wa = f0 * tA * so
             wb = f90 * tB * so
             d0 = a0 * ks * ld0
@@ -218,7 +200,7 @@ def shade_fwd_f32(px, cst, light, col, out, aux, p0, p1):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_bwd_f32(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
+def shade_bwd_f32(px, cst, light, col, gin, gpx, glight, p0, p1):
     ftype = np.float32
     nb = px.shape[0]
     nv = col.shape[1]
@@ -278,24 +260,15 @@ def shade_bwd_f32(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
             yn6 = np.float32(0.31539156525252005) * (np.float32(3.0) * nz * nz - np.float32(1.0))
             yn7 = np.float32(1.0925484305920792) * nx * nz
             yn8 = np.float32(0.5462742152960396) * (nx * nx - ny * ny)
-            t0 = aux[b, 0, p]
-            t1 = aux[b, 1, p]
-            t2 = aux[b, 2, p]
-            t3 = aux[b, 3, p]
-            t4 = aux[b, 4, p]
-            t5 = aux[b, 5, p]
-            t6 = aux[b, 6, p]
-            t7 = aux[b, 7, p]
-            t8 = aux[b, 8, p]
-            ld0 = aux[b, 9, p]
-            ld1 = aux[b, 10, p]
-            ld2 = aux[b, 11, p]
-            preA0 = aux[b, 12, p]
-            preA1 = aux[b, 13, p]
-            preA2 = aux[b, 14, p]
-            preB0 = aux[b, 15, p]
-            preB1 = aux[b, 16, p]
-            preB2 = aux[b, 17, p]
+            t0 = np.float32(0.2820947917738783) * v0 * yn0 + np.float32(0.18806319451591882) * v1 * yn1 + np.float32(0.18806319451591846) * v2 * yn2 + np.float32(0.18806319451591882) * v3 * yn3 + np.float32(0.07052369794346963) * v4 * yn4 + np.float32(0.07052369794346956) * v5 * yn5 + np.float32(0.0705236979434694) * v6 * yn6 + np.float32(0.07052369794346958) * v7 * yn7 + np.float32(0.07052369794346958) * v8 * yn8
+            t1 = np.float32(0.18806319451591882) * v0 * yn1 + np.float32(0.28209479177387825) * v1 * yn0 + np.float32(-0.031539156525252014) * v1 * yn6 + np.float32(-0.05462742152960397) * v1 * yn8 + np.float32(0.05462742152960398) * v2 * yn5 + np.float32(0.05462742152960399) * v3 * yn4 + np.float32(0.14567312407894395) * v4 * yn3 + np.float32(0.14567312407894392) * v5 * yn2 + np.float32(-0.08410441740067204) * v6 * yn1 + np.float32(-0.1456731240789439) * v8 * yn1
+            t2 = np.float32(0.18806319451591846) * v0 * yn2 + np.float32(0.054627421529603974) * v1 * yn5 + np.float32(0.2820947917738777) * v2 * yn0 + np.float32(0.06307831305050382) * v2 * yn6 + np.float32(0.05462742152960398) * v3 * yn7 + np.float32(0.14567312407894395) * v5 * yn1 + np.float32(0.16820883480134352) * v6 * yn2 + np.float32(0.14567312407894395) * v7 * yn3
+            t3 = np.float32(0.18806319451591882) * v0 * yn3 + np.float32(0.05462742152960399) * v1 * yn4 + np.float32(0.05462742152960398) * v2 * yn7 + np.float32(0.28209479177387825) * v3 * yn0 + np.float32(-0.031539156525252035) * v3 * yn6 + np.float32(0.054627421529603974) * v3 * yn8 + np.float32(0.14567312407894395) * v4 * yn1 + np.float32(-0.0841044174006721) * v6 * yn3 + np.float32(0.14567312407894395) * v7 * yn2 + np.float32(0.14567312407894392) * v8 * yn3
+            t4 = np.float32(0.07052369794346962) * v0 * yn4 + np.float32(0.14567312407894395) * v1 * yn3 + np.float32(0.14567312407894395) * v3 * yn1 + np.float32(0.2820947917738785) * v4 * yn0 + np.float32(-0.045055937893217136) * v4 * yn6 + np.float32(0.03901958680686002) * v5 * yn7 + np.float32(-0.04505593789321715) * v6 * yn4 + np.float32(0.03901958680686002) * v7 * yn5
+            t5 = np.float32(0.07052369794346956) * v0 * yn5 + np.float32(0.14567312407894395) * v1 * yn2 + np.float32(0.14567312407894395) * v2 * yn1 + np.float32(0.03901958680686002) * v4 * yn7 + np.float32(0.28209479177387825) * v5 * yn0 + np.float32(0.022527968946608506) * v5 * yn6 + np.float32(-0.039019586806859984) * v5 * yn8 + np.float32(0.02252796894660851) * v6 * yn5 + np.float32(0.039019586806860025) * v7 * yn4 + np.float32(-0.039019586806859984) * v8 * yn5
+            t6 = np.float32(0.0705236979434694) * v0 * yn6 + np.float32(-0.08410441740067204) * v1 * yn1 + np.float32(0.16820883480134352) * v2 * yn2 + np.float32(-0.0841044174006721) * v3 * yn3 + np.float32(-0.04505593789321715) * v4 * yn4 + np.float32(0.022527968946608506) * v5 * yn5 + np.float32(0.2820947917738776) * v6 * yn0 + np.float32(0.04505593789321689) * v6 * yn6 + np.float32(0.02252796894660851) * v7 * yn7 + np.float32(-0.04505593789321715) * v8 * yn8
+            t7 = np.float32(0.07052369794346958) * v0 * yn7 + np.float32(0.14567312407894395) * v2 * yn3 + np.float32(0.14567312407894395) * v3 * yn2 + np.float32(0.039019586806860025) * v4 * yn5 + np.float32(0.039019586806860025) * v5 * yn4 + np.float32(0.02252796894660851) * v6 * yn7 + np.float32(0.2820947917738783) * v7 * yn0 + np.float32(0.02252796894660851) * v7 * yn6 + np.float32(0.03901958680685999) * v7 * yn8 + np.float32(0.03901958680685999) * v8 * yn7
+            t8 = np.float32(0.07052369794346958) * v0 * yn8 + np.float32(-0.14567312407894392) * v1 * yn1 + np.float32(0.14567312407894395) * v3 * yn3 + np.float32(-0.03901958680685999) * v5 * yn5 + np.float32(-0.04505593789321715) * v6 * yn8 + np.float32(0.03901958680685999) * v7 * yn7 + np.float32(0.2820947917738783) * v8 * yn0 + np.float32(-0.04505593789321715) * v8 * yn6
             ndv_raw = nx * vx + ny * vy + nz * vz
             ndv = min(max(ndv_raw, np.float32(0.0)), np.float32(1.0))
             xf = ndv * last
@@ -331,6 +304,9 @@ def shade_bwd_f32(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
             yA6 = np.float32(0.31539156525252005) * (np.float32(3.0) * dzA * dzA - np.float32(1.0))
             yA7 = np.float32(1.0925484305920792) * dxA * dzA
             yA8 = np.float32(0.5462742152960396) * (dxA * dxA - dyA * dyA)
+            preA0 = l00 * yA0 + g1A * (l01 * yA1 + l02 * yA2 + l03 * yA3) + g2A * (l04 * yA4 + l05 * yA5 + l06 * yA6 + l07 * yA7 + l08 * yA8)
+            preA1 = l10 * yA0 + g1A * (l11 * yA1 + l12 * yA2 + l13 * yA3) + g2A * (l14 * yA4 + l15 * yA5 + l16 * yA6 + l17 * yA7 + l18 * yA8)
+            preA2 = l20 * yA0 + g1A * (l21 * yA1 + l22 * yA2 + l23 * yA3) + g2A * (l24 * yA4 + l25 * yA5 + l26 * yA6 + l27 * yA7 + l28 * yA8)
             k1B = np.float32(1.0) + sB * (np.float32(2.0) * ndv - np.float32(1.0))
             axB = nx * k1B - sB * vx
             ayB = ny * k1B - sB * vy
@@ -349,6 +325,12 @@ def shade_bwd_f32(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
             yB6 = np.float32(0.31539156525252005) * (np.float32(3.0) * dzB * dzB - np.float32(1.0))
             yB7 = np.float32(1.0925484305920792) * dxB * dzB
             yB8 = np.float32(0.5462742152960396) * (dxB * dxB - dyB * dyB)
+            preB0 = l00 * yB0 + g1B * (l01 * yB1 + l02 * yB2 + l03 * yB3) + g2B * (l04 * yB4 + l05 * yB5 + l06 * yB6 + l07 * yB7 + l08 * yB8)
+            preB1 = l10 * yB0 + g1B * (l11 * yB1 + l12 * yB2 + l13 * yB3) + g2B * (l14 * yB4 + l15 * yB5 + l16 * yB6 + l17 * yB7 + l18 * yB8)
+            preB2 = l20 * yB0 + g1B * (l21 * yB1 + l22 * yB2 + l23 * yB3) + g2B * (l24 * yB4 + l25 * yB5 + l26 * yB6 + l27 * yB7 + l28 * yB8)
+            ld0 = l00 * t0 + l01 * t1 + l02 * t2 + l03 * t3 + l04 * t4 + l05 * t5 + l06 * t6 + l07 * t7 + l08 * t8
+            ld1 = l10 * t0 + l11 * t1 + l12 * t2 + l13 * t3 + l14 * t4 + l15 * t5 + l16 * t6 + l17 * t7 + l18 * t8
+            ld2 = l20 * t0 + l21 * t1 + l22 * t2 + l23 * t3 + l24 * t4 + l25 * t5 + l26 * t6 + l27 * t7 + l28 * t8
             gr0 = gin[b, 0, p]
             gd0 = gr0 + gin[b, 3, p]
             gso0 = (gr0 + gin[b, 6, p]) * so
@@ -596,7 +578,7 @@ def shade_bwd_f32(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_fwd_f64(px, cst, light, col, out, aux, p0, p1):
+def shade_fwd_f64(px, cst, light, col, out, p0, p1):
     ftype = np.float64
     nb = px.shape[0]
     nv = col.shape[1]
@@ -724,24 +706,6 @@ def shade_fwd_f64(px, cst, light, col, out, aux, p0, p1):
             ld0 = l00 * t0 + l01 * t1 + l02 * t2 + l03 * t3 + l04 * t4 + l05 * t5 + l06 * t6 + l07 * t7 + l08 * t8
             ld1 = l10 * t0 + l11 * t1 + l12 * t2 + l13 * t3 + l14 * t4 + l15 * t5 + l16 * t6 + l17 * t7 + l18 * t8
             ld2 = l20 * t0 + l21 * t1 + l22 * t2 + l23 * t3 + l24 * t4 + l25 * t5 + l26 * t6 + l27 * t7 + l28 * t8
-            aux[b, 0, p] = t0
-            aux[b, 1, p] = t1
-            aux[b, 2, p] = t2
-            aux[b, 3, p] = t3
-            aux[b, 4, p] = t4
-            aux[b, 5, p] = t5
-            aux[b, 6, p] = t6
-            aux[b, 7, p] = t7
-            aux[b, 8, p] = t8
-            aux[b, 9, p] = ld0
-            aux[b, 10, p] = ld1
-            aux[b, 11, p] = ld2
-            aux[b, 12, p] = preA0
-            aux[b, 13, p] = preA1
-            aux[b, 14, p] = preA2
-            aux[b, 15, p] = preB0
-            aux[b, 16, p] = preB1
-            aux[b, 17, p] = preB2
             wa = f0 * tA * so
             wb = f90 * tB * so
             d0 = a0 * ks * ld0
@@ -762,7 +726,7 @@ def shade_fwd_f64(px, cst, light, col, out, aux, p0, p1):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_bwd_f64(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
+def shade_bwd_f64(px, cst, light, col, gin, gpx, glight, p0, p1):
     ftype = np.float64
     nb = px.shape[0]
     nv = col.shape[1]
@@ -822,24 +786,15 @@ def shade_bwd_f64(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
             yn6 = np.float64(0.31539156525252005) * (np.float64(3.0) * nz * nz - np.float64(1.0))
             yn7 = np.float64(1.0925484305920792) * nx * nz
             yn8 = np.float64(0.5462742152960396) * (nx * nx - ny * ny)
-            t0 = aux[b, 0, p]
-            t1 = aux[b, 1, p]
-            t2 = aux[b, 2, p]
-            t3 = aux[b, 3, p]
-            t4 = aux[b, 4, p]
-            t5 = aux[b, 5, p]
-            t6 = aux[b, 6, p]
-            t7 = aux[b, 7, p]
-            t8 = aux[b, 8, p]
-            ld0 = aux[b, 9, p]
-            ld1 = aux[b, 10, p]
-            ld2 = aux[b, 11, p]
-            preA0 = aux[b, 12, p]
-            preA1 = aux[b, 13, p]
-            preA2 = aux[b, 14, p]
-            preB0 = aux[b, 15, p]
-            preB1 = aux[b, 16, p]
-            preB2 = aux[b, 17, p]
+            t0 = np.float64(0.2820947917738783) * v0 * yn0 + np.float64(0.18806319451591882) * v1 * yn1 + np.float64(0.18806319451591846) * v2 * yn2 + np.float64(0.18806319451591882) * v3 * yn3 + np.float64(0.07052369794346963) * v4 * yn4 + np.float64(0.07052369794346956) * v5 * yn5 + np.float64(0.0705236979434694) * v6 * yn6 + np.float64(0.07052369794346958) * v7 * yn7 + np.float64(0.07052369794346958) * v8 * yn8
+            t1 = np.float64(0.18806319451591882) * v0 * yn1 + np.float64(0.28209479177387825) * v1 * yn0 + np.float64(-0.031539156525252014) * v1 * yn6 + np.float64(-0.05462742152960397) * v1 * yn8 + np.float64(0.05462742152960398) * v2 * yn5 + np.float64(0.05462742152960399) * v3 * yn4 + np.float64(0.14567312407894395) * v4 * yn3 + np.float64(0.14567312407894392) * v5 * yn2 + np.float64(-0.08410441740067204) * v6 * yn1 + np.float64(-0.1456731240789439) * v8 * yn1
+            t2 = np.float64(0.18806319451591846) * v0 * yn2 + np.float64(0.054627421529603974) * v1 * yn5 + np.float64(0.2820947917738777) * v2 * yn0 + np.float64(0.06307831305050382) * v2 * yn6 + np.float64(0.05462742152960398) * v3 * yn7 + np.float64(0.14567312407894395) * v5 * yn1 + np.float64(0.16820883480134352) * v6 * yn2 + np.float64(0.14567312407894395) * v7 * yn3
+            t3 = np.float64(0.18806319451591882) * v0 * yn3 + np.float64(0.05462742152960399) * v1 * yn4 + np.float64(0.05462742152960398) * v2 * yn7 + np.float64(0.28209479177387825) * v3 * yn0 + np.float64(-0.031539156525252035) * v3 * yn6 + np.float64(0.054627421529603974) * v3 * yn8 + np.float64(0.14567312407894395) * v4 * yn1 + np.float64(-0.0841044174006721) * v6 * yn3 + np.float64(0.14567312407894395) * v7 * yn2 + np.float64(0.14567312407894392) * v8 * yn3
+            t4 = np.float64(0.07052369794346962) * v0 * yn4 + np.float64(0.14567312407894395) * v1 * yn3 + np.float64(0.14567312407894395) * v3 * yn1 + np.float64(0.2820947917738785) * v4 * yn0 + np.float64(-0.045055937893217136) * v4 * yn6 + np.float64(0.03901958680686002) * v5 * yn7 + np.float64(-0.04505593789321715) * v6 * yn4 + np.float64(0.03901958680686002) * v7 * yn5
+            t5 = np.float64(0.07052369794346956) * v0 * yn5 + np.float64(0.14567312407894395) * v1 * yn2 + np.float64(0.14567312407894395) * v2 * yn1 + np.float64(0.03901958680686002) * v4 * yn7 + np.float64(0.28209479177387825) * v5 * yn0 + np.float64(0.022527968946608506) * v5 * yn6 + np.float64(-0.039019586806859984) * v5 * yn8 + np.float64(0.02252796894660851) * v6 * yn5 + np.float64(0.039019586806860025) * v7 * yn4 + np.float64(-0.039019586806859984) * v8 * yn5
+            t6 = np.float64(0.0705236979434694) * v0 * yn6 + np.float64(-0.08410441740067204) * v1 * yn1 + np.float64(0.16820883480134352) * v2 * yn2 + np.float64(-0.0841044174006721) * v3 * yn3 + np.float64(-0.04505593789321715) * v4 * yn4 + np.float64(0.022527968946608506) * v5 * yn5 + np.float64(0.2820947917738776) * v6 * yn0 + np.float64(0.04505593789321689) * v6 * yn6 + np.float64(0.02252796894660851) * v7 * yn7 + np.float64(-0.04505593789321715) * v8 * yn8
+            t7 = np.float64(0.07052369794346958) * v0 * yn7 + np.float64(0.14567312407894395) * v2 * yn3 + np.float64(0.14567312407894395) * v3 * yn2 + np.float64(0.039019586806860025) * v4 * yn5 + np.float64(0.039019586806860025) * v5 * yn4 + np.float64(0.02252796894660851) * v6 * yn7 + np.float64(0.2820947917738783) * v7 * yn0 + np.float64(0.02252796894660851) * v7 * yn6 + np.float64(0.03901958680685999) * v7 * yn8 + np.float64(0.03901958680685999) * v8 * yn7
+            t8 = np.float64(0.07052369794346958) * v0 * yn8 + np.float64(-0.14567312407894392) * v1 * yn1 + np.float64(0.14567312407894395) * v3 * yn3 + np.float64(-0.03901958680685999) * v5 * yn5 + np.float64(-0.04505593789321715) * v6 * yn8 + np.float64(0.03901958680685999) * v7 * yn7 + np.float64(0.2820947917738783) * v8 * yn0 + np.float64(-0.04505593789321715) * v8 * yn6
             ndv_raw = nx * vx + ny * vy + nz * vz
             ndv = min(max(ndv_raw, np.float64(0.0)), np.float64(1.0))
             xf = ndv * last
@@ -875,6 +830,9 @@ def shade_bwd_f64(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
             yA6 = np.float64(0.31539156525252005) * (np.float64(3.0) * dzA * dzA - np.float64(1.0))
             yA7 = np.float64(1.0925484305920792) * dxA * dzA
             yA8 = np.float64(0.5462742152960396) * (dxA * dxA - dyA * dyA)
+            preA0 = l00 * yA0 + g1A * (l01 * yA1 + l02 * yA2 + l03 * yA3) + g2A * (l04 * yA4 + l05 * yA5 + l06 * yA6 + l07 * yA7 + l08 * yA8)
+            preA1 = l10 * yA0 + g1A * (l11 * yA1 + l12 * yA2 + l13 * yA3) + g2A * (l14 * yA4 + l15 * yA5 + l16 * yA6 + l17 * yA7 + l18 * yA8)
+            preA2 = l20 * yA0 + g1A * (l21 * yA1 + l22 * yA2 + l23 * yA3) + g2A * (l24 * yA4 + l25 * yA5 + l26 * yA6 + l27 * yA7 + l28 * yA8)
             k1B = np.float64(1.0) + sB * (np.float64(2.0) * ndv - np.float64(1.0))
             axB = nx * k1B - sB * vx
             ayB = ny * k1B - sB * vy
@@ -893,6 +851,12 @@ def shade_bwd_f64(px, cst, light, col, aux, gin, gpx, glight, p0, p1):
             yB6 = np.float64(0.31539156525252005) * (np.float64(3.0) * dzB * dzB - np.float64(1.0))
             yB7 = np.float64(1.0925484305920792) * dxB * dzB
             yB8 = np.float64(0.5462742152960396) * (dxB * dxB - dyB * dyB)
+            preB0 = l00 * yB0 + g1B * (l01 * yB1 + l02 * yB2 + l03 * yB3) + g2B * (l04 * yB4 + l05 * yB5 + l06 * yB6 + l07 * yB7 + l08 * yB8)
+            preB1 = l10 * yB0 + g1B * (l11 * yB1 + l12 * yB2 + l13 * yB3) + g2B * (l14 * yB4 + l15 * yB5 + l16 * yB6 + l17 * yB7 + l18 * yB8)
+            preB2 = l20 * yB0 + g1B * (l21 * yB1 + l22 * yB2 + l23 * yB3) + g2B * (l24 * yB4 + l25 * yB5 + l26 * yB6 + l27 * yB7 + l28 * yB8)
+            ld0 = l00 * t0 + l01 * t1 + l02 * t2 + l03 * t3 + l04 * t4 + l05 * t5 + l06 * t6 + l07 * t7 + l08 * t8
+            ld1 = l10 * t0 + l11 * t1 + l12 * t2 + l13 * t3 + l14 * t4 + l15 * t5 + l16 * t6 + l17 * t7 + l18 * t8
+            ld2 = l20 * t0 + l21 * t1 + l22 * t2 + l23 * t3 + l24 * t4 + l25 * t5 + l26 * t6 + l27 * t7 + l28 * t8
             gr0 = gin[b, 0, p]
             gd0 = gr0 + gin[b, 3, p]
             gso0 = (gr0 + gin[b, 6, p]) * so

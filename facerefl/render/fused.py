@@ -169,24 +169,22 @@ class _SampleShade(torch.autograd.Function):
             mod.gather_fwd(t.numpy(), tap[0].numpy(), tap[1].numpy(), px.numpy(), row0)
         lt = light.detach().contiguous()
         out = cst.new_empty(b, 9, p)
-        aux = cst.new_empty(b, 18, p)  # forward results the backward reuses
-        _run(_kernel("shade_fwd", cst.dtype),
-             (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), out.numpy(), aux.numpy()), _ranges(p))
-        ctx.save_for_backward(px, lt, aux)
+        _run(_kernel("shade_fwd", cst.dtype), (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), out.numpy()),
+             _ranges(p))
+        ctx.save_for_backward(px, lt)
         ctx.inputs = (cst, taps, column, rows, tuple(None if t is None else t.shape for t in texs))
         return out
 
     @staticmethod
     def backward(ctx, gout):  # type: ignore[override]
         mod = _module()
-        px, lt, aux = ctx.saved_tensors
+        px, lt = ctx.saved_tensors
         cst, taps, column, rows, shapes = ctx.inputs
         gpx = torch.empty_like(px)
         ranges = _ranges(px.shape[2])
         partial = torch.empty(len(ranges), lt.shape[0], 3, 9, dtype=torch.float64)
         _run(_kernel("shade_bwd", cst.dtype),
-             (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), aux.numpy(), gout.contiguous().numpy(),
-              gpx.numpy()),
+             (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), gout.contiguous().numpy(), gpx.numpy()),
              ranges, extra=[x.numpy() for x in partial])
         glight = partial.sum(0)
         grads = []

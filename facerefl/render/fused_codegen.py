@@ -154,15 +154,8 @@ def _terms() -> list[tuple[int, int, int, float]]:
     return list(triple_terms(tuple(c / math.pi for c in COSINE_BAND_WEIGHTS)))
 
 
-#: Rows of ``aux [B, 18, P]``, forward results the backward kernel reads instead of
-#: recomputing them: the triple product t (9), L_d (3) and both lobes' radiance (3 + 3).
-AUX_ROWS = tuple(f"t{i}" for i in range(9)) + ("ld0", "ld1", "ld2", "preA0", "preA1", "preA2",
-                                                "preB0", "preB1", "preB2")
-
-
-def _forward_body(e: _Emitter, saved: bool = False) -> None:
-    """Per-pixel forward quantities shared by both kernels (straight-line, branch-free).
-    With ``saved`` the ``AUX_ROWS`` are loaded from ``aux`` instead of computed."""
+def _forward_body(e: _Emitter) -> None:
+    """Per-pixel forward quantities shared by both kernels (straight-line, branch-free)."""
     k = e.k
     for r, name in enumerate(PX_ROWS):
         e(f"{name} = px[b, {r}, p]")
@@ -176,12 +169,8 @@ def _forward_body(e: _Emitter, saved: bool = False) -> None:
     by_i: dict[int, list[str]] = {}
     for i, j, kk, coef in _terms():
         by_i.setdefault(i, []).append(f"{k(coef)} * v{j} * yn{kk}")
-    if saved:
-        for r, name in enumerate(AUX_ROWS):
-            e(f"{name} = aux[b, {r}, p]")
-    else:
-        for i in range(9):
-            e(f"t{i} = " + (" + ".join(by_i[i]) if i in by_i else k(0)))
+    for i in range(9):
+        e(f"t{i} = " + (" + ".join(by_i[i]) if i in by_i else k(0)))
     e("ndv_raw = nx * vx + ny * vy + nz * vz", f"ndv = min(max(ndv_raw, {k(0)}), {k(1)})",
       "xf = ndv * last", "i0 = min(max(int(math.floor(xf)), 0), nv - 2)", "fr = xf - ftype(i0)")
     for ch, name in enumerate(_COLUMNS):
@@ -198,11 +187,11 @@ def _forward_body(e: _Emitter, saved: bool = False) -> None:
             e(f"d{ax}{lobe} = a{ax}{lobe} * ia{lobe}")
         for i, expr in enumerate(_basis(e, f"dx{lobe}", f"dy{lobe}", f"dz{lobe}")):
             e(f"y{lobe}{i} = {expr}")
-        for c in range(3 if not saved else 0):
+        for c in range(3):
             band1 = " + ".join(f"l{c}{i} * y{lobe}{i}" for i in (1, 2, 3))
             band2 = " + ".join(f"l{c}{i} * y{lobe}{i}" for i in (4, 5, 6, 7, 8))
             e(f"pre{lobe}{c} = l{c}0 * y{lobe}0 + g1{lobe} * ({band1}) + g2{lobe} * ({band2})")
-    for c in range(3 if not saved else 0):
+    for c in range(3):
         e(f"ld{c} = " + " + ".join(f"l{c}{i} * t{i}" for i in range(9)))
 
 
@@ -225,10 +214,8 @@ def _prologue(e: _Emitter, name: str, args: str, backward: bool) -> None:
 
 
 def _forward_kernel(e: _Emitter, suffix: str) -> None:
-    _prologue(e, f"shade_fwd_{suffix}", "px, cst, light, col, out, aux, p0, p1", backward=False)
+    _prologue(e, f"shade_fwd_{suffix}", "px, cst, light, col, out, p0, p1", backward=False)
     _forward_body(e)
-    for r, name in enumerate(AUX_ROWS):
-        e(f"aux[b, {r}, p] = {name}")
     e("wa = f0 * tA * so", "wb = f90 * tB * so")
     for c in range(3):
         e(f"d{c} = a{c} * ks * ld{c}", f"sp{c} = wa * preA{c} + wb * preB{c}",
@@ -238,8 +225,8 @@ def _forward_kernel(e: _Emitter, suffix: str) -> None:
 
 def _backward_kernel(e: _Emitter, suffix: str) -> None:
     k = e.k
-    _prologue(e, f"shade_bwd_{suffix}", "px, cst, light, col, aux, gin, gpx, glight, p0, p1", backward=True)
-    _forward_body(e, saved=True)
+    _prologue(e, f"shade_bwd_{suffix}", "px, cst, light, col, gin, gpx, glight, p0, p1", backward=True)
+    _forward_body(e)
     # composition (equation 5); gin rows: d rgb, d diffuse, d specular
     for c in range(3):
         e(f"gr{c} = gin[b, {c}, p]", f"gd{c} = gr{c} + gin[b, {3 + c}, p]",
