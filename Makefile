@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ASSETS_STAMP := $(VENV)/.assets
 KERNELS_STAMP := $(VENV)/.kernels
 
-.PHONY: help setup assets test test-all bench demo data train train-noskip eval eval-small clean
+.PHONY: help setup assets test test-all bench demo data train train-noskip testset eval eval-small clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,12 +55,16 @@ train: setup  ## train every CPU-preset network and export weights to data/check
 train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → data/checkpoints/cpu_noskip
 	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.tasks.train_all --no-skip --data-commit 729ddba --cache-workers 1
 
-eval-small: setup  ## quick evaluation: 4 test examples (full, no_renderer), 3-lighting Figure 7, sample photo
-	$(VPY) evaluate.py -m ablation=full,no_renderer n_examples=4 figure7.lightings=3
+testset: setup  ## build the 100-example Monte Carlo test set once (asset cache; ~1-3 min)
+	@$(VPY) -c "import sys; from facerefl.data.make_testset import default_out; sys.exit(not (default_out() / 'manifest.json').is_file())" \
+	  || $(VPY) -m facerefl.data.make_testset
+
+eval-small: testset  ## quick evaluation: 4 test examples (full, no_renderer), 3-lighting Figure 7, sample photo
+	$(VPY) evaluate.py -m ablation=full,no_renderer n_examples=4 figure7.lightings=3 workers=2
 	$(VPY) evaluate.py photos=data/samples
 
-eval: setup  ## Table 1 on the 100-example test set, all ablations, Figures 5 and 7, sample photos
-	$(VPY) evaluate.py -m ablation=full,no_skip,no_renderer,no_enhancer
+eval: testset  ## Table 1 on the 100-example test set, all ablations, Figures 5 and 7, sample photos
+	$(VPY) evaluate.py -m ablation=full,no_skip,no_renderer,no_enhancer workers=2
 	$(VPY) evaluate.py photos=data/samples
 
 clean:  ## remove caches (not the venv)
