@@ -52,7 +52,7 @@ def gather_bwd(grad, row0, idx, wts, gtex):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_fwd_f32(px, cst, light, col, out, p0, p1):
+def shade_fwd_f32(px, cst, light, col, rgb, dif, spe, p0, p1):
     ftype = np.float32
     nb = px.shape[0]
     nv = col.shape[1]
@@ -184,23 +184,23 @@ def shade_fwd_f32(px, cst, light, col, out, p0, p1):
             wb = f90 * tB * so
             d0 = a0 * ks * ld0
             sp0 = wa * preA0 + wb * preB0
-            out[b, 0, p] = d0 + sp0
-            out[b, 3, p] = d0
-            out[b, 6, p] = sp0
+            rgb[b, 0, p] = d0 + sp0
+            dif[b, 0, p] = d0
+            spe[b, 0, p] = sp0
             d1 = a1 * ks * ld1
             sp1 = wa * preA1 + wb * preB1
-            out[b, 1, p] = d1 + sp1
-            out[b, 4, p] = d1
-            out[b, 7, p] = sp1
+            rgb[b, 1, p] = d1 + sp1
+            dif[b, 1, p] = d1
+            spe[b, 1, p] = sp1
             d2 = a2 * ks * ld2
             sp2 = wa * preA2 + wb * preB2
-            out[b, 2, p] = d2 + sp2
-            out[b, 5, p] = d2
-            out[b, 8, p] = sp2
+            rgb[b, 2, p] = d2 + sp2
+            dif[b, 2, p] = d2
+            spe[b, 2, p] = sp2
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_bwd_f32(px, cst, light, col, gin, gpx, glight, p0, p1):
+def shade_bwd_f32(px, cst, light, col, g_rgb, g_dif, g_spe, gpx, glight, p0, p1):
     ftype = np.float32
     nb = px.shape[0]
     nv = col.shape[1]
@@ -331,19 +331,19 @@ def shade_bwd_f32(px, cst, light, col, gin, gpx, glight, p0, p1):
             ld0 = l00 * t0 + l01 * t1 + l02 * t2 + l03 * t3 + l04 * t4 + l05 * t5 + l06 * t6 + l07 * t7 + l08 * t8
             ld1 = l10 * t0 + l11 * t1 + l12 * t2 + l13 * t3 + l14 * t4 + l15 * t5 + l16 * t6 + l17 * t7 + l18 * t8
             ld2 = l20 * t0 + l21 * t1 + l22 * t2 + l23 * t3 + l24 * t4 + l25 * t5 + l26 * t6 + l27 * t7 + l28 * t8
-            gr0 = gin[b, 0, p]
-            gd0 = gr0 + gin[b, 3, p]
-            gso0 = (gr0 + gin[b, 6, p]) * so
+            gr0 = g_rgb[b, 0, p]
+            gd0 = gr0 + g_dif[b, 0, p]
+            gso0 = (gr0 + g_spe[b, 0, p]) * so
             gpx[b, 0, p] = gd0 * ks * ld0
             gld0 = gd0 * a0 * ks
-            gr1 = gin[b, 1, p]
-            gd1 = gr1 + gin[b, 4, p]
-            gso1 = (gr1 + gin[b, 7, p]) * so
+            gr1 = g_rgb[b, 1, p]
+            gd1 = gr1 + g_dif[b, 1, p]
+            gso1 = (gr1 + g_spe[b, 1, p]) * so
             gpx[b, 1, p] = gd1 * ks * ld1
             gld1 = gd1 * a1 * ks
-            gr2 = gin[b, 2, p]
-            gd2 = gr2 + gin[b, 5, p]
-            gso2 = (gr2 + gin[b, 8, p]) * so
+            gr2 = g_rgb[b, 2, p]
+            gd2 = gr2 + g_dif[b, 2, p]
+            gso2 = (gr2 + g_spe[b, 2, p]) * so
             gpx[b, 2, p] = gd2 * ks * ld2
             gld2 = gd2 * a2 * ks
             g_s = -(gd0 * a0 * ld0 + gd1 * a1 * ld1 + gd2 * a2 * ld2)
@@ -578,7 +578,7 @@ def shade_bwd_f32(px, cst, light, col, gin, gpx, glight, p0, p1):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_fwd_f64(px, cst, light, col, out, p0, p1):
+def shade_fwd_f64(px, cst, light, col, rgb, dif, spe, p0, p1):
     ftype = np.float64
     nb = px.shape[0]
     nv = col.shape[1]
@@ -710,23 +710,23 @@ def shade_fwd_f64(px, cst, light, col, out, p0, p1):
             wb = f90 * tB * so
             d0 = a0 * ks * ld0
             sp0 = wa * preA0 + wb * preB0
-            out[b, 0, p] = d0 + sp0
-            out[b, 3, p] = d0
-            out[b, 6, p] = sp0
+            rgb[b, 0, p] = d0 + sp0
+            dif[b, 0, p] = d0
+            spe[b, 0, p] = sp0
             d1 = a1 * ks * ld1
             sp1 = wa * preA1 + wb * preB1
-            out[b, 1, p] = d1 + sp1
-            out[b, 4, p] = d1
-            out[b, 7, p] = sp1
+            rgb[b, 1, p] = d1 + sp1
+            dif[b, 1, p] = d1
+            spe[b, 1, p] = sp1
             d2 = a2 * ks * ld2
             sp2 = wa * preA2 + wb * preB2
-            out[b, 2, p] = d2 + sp2
-            out[b, 5, p] = d2
-            out[b, 8, p] = sp2
+            rgb[b, 2, p] = d2 + sp2
+            dif[b, 2, p] = d2
+            spe[b, 2, p] = sp2
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FM)
-def shade_bwd_f64(px, cst, light, col, gin, gpx, glight, p0, p1):
+def shade_bwd_f64(px, cst, light, col, g_rgb, g_dif, g_spe, gpx, glight, p0, p1):
     ftype = np.float64
     nb = px.shape[0]
     nv = col.shape[1]
@@ -857,19 +857,19 @@ def shade_bwd_f64(px, cst, light, col, gin, gpx, glight, p0, p1):
             ld0 = l00 * t0 + l01 * t1 + l02 * t2 + l03 * t3 + l04 * t4 + l05 * t5 + l06 * t6 + l07 * t7 + l08 * t8
             ld1 = l10 * t0 + l11 * t1 + l12 * t2 + l13 * t3 + l14 * t4 + l15 * t5 + l16 * t6 + l17 * t7 + l18 * t8
             ld2 = l20 * t0 + l21 * t1 + l22 * t2 + l23 * t3 + l24 * t4 + l25 * t5 + l26 * t6 + l27 * t7 + l28 * t8
-            gr0 = gin[b, 0, p]
-            gd0 = gr0 + gin[b, 3, p]
-            gso0 = (gr0 + gin[b, 6, p]) * so
+            gr0 = g_rgb[b, 0, p]
+            gd0 = gr0 + g_dif[b, 0, p]
+            gso0 = (gr0 + g_spe[b, 0, p]) * so
             gpx[b, 0, p] = gd0 * ks * ld0
             gld0 = gd0 * a0 * ks
-            gr1 = gin[b, 1, p]
-            gd1 = gr1 + gin[b, 4, p]
-            gso1 = (gr1 + gin[b, 7, p]) * so
+            gr1 = g_rgb[b, 1, p]
+            gd1 = gr1 + g_dif[b, 1, p]
+            gso1 = (gr1 + g_spe[b, 1, p]) * so
             gpx[b, 1, p] = gd1 * ks * ld1
             gld1 = gd1 * a1 * ks
-            gr2 = gin[b, 2, p]
-            gd2 = gr2 + gin[b, 5, p]
-            gso2 = (gr2 + gin[b, 8, p]) * so
+            gr2 = g_rgb[b, 2, p]
+            gd2 = gr2 + g_dif[b, 2, p]
+            gso2 = (gr2 + g_spe[b, 2, p]) * so
             gpx[b, 2, p] = gd2 * ks * ld2
             gld2 = gd2 * a2 * ks
             g_s = -(gd0 * a0 * ld0 + gd1 * a1 * ld1 + gd2 * a2 * ld2)

@@ -168,25 +168,33 @@ class _SampleShade(torch.autograd.Function):
             t = tex.detach().reshape(tex.shape[0], tex.shape[1], -1).contiguous()
             mod.gather_fwd(t.numpy(), tap[0].numpy(), tap[1].numpy(), px.numpy(), row0)
         lt = light.detach().contiguous()
-        out = cst.new_empty(b, 9, p)
-        _run(_kernel("shade_fwd", cst.dtype), (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), out.numpy()),
-             _ranges(p))
+        outs = [cst.new_empty(b, 3, p) for _ in range(3)]
+        _run(_kernel("shade_fwd", cst.dtype),
+             (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), *(o.numpy() for o in outs)), _ranges(p))
         ctx.save_for_backward(px, lt)
         ctx.inputs = (cst, taps, column, rows, tuple(None if t is None else t.shape for t in texs))
-        return out
+        ctx.set_materialize_grads(False)  # unused outputs (often diffuse, specular) stay None
+        return tuple(outs)
 
     @staticmethod
-    def backward(ctx, gout):  # type: ignore[override]
+    def backward(ctx, g_rgb, g_dif, g_spe):  # type: ignore[override]
         mod = _module()
         px, lt = ctx.saved_tensors
         cst, taps, column, rows, shapes = ctx.inputs
+        b, p = px.shape[0], px.shape[2]
+        zero = None
+        grads_in = []
+        for g in (g_rgb, g_dif, g_spe):
+            if g is None:
+                zero = px.new_zeros(b, 3, p) if zero is None else zero
+                g = zero
+            grads_in.append(g.contiguous().numpy())
         gpx = torch.empty_like(px)
-        ranges = _ranges(px.shape[2])
-        partial = torch.empty(len(ranges), lt.shape[0], 3, 9, dtype=torch.float64)
+        ranges = _ranges(p)
+        partial = torch.empty(len(ranges), b, 3, 9, dtype=torch.float64)
         _run(_kernel("shade_bwd", cst.dtype),
-             (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), gout.contiguous().numpy(), gpx.numpy()),
+             (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), *grads_in, gpx.numpy()),
              ranges, extra=[x.numpy() for x in partial])
-        glight = partial.sum(0)
         grads = []
         for shape, row0, tap, need in zip(shapes, rows, taps, ctx.needs_input_grad[:3]):
             if shape is None or not need:
@@ -195,7 +203,7 @@ class _SampleShade(torch.autograd.Function):
             g = gpx.new_zeros(shape[0], shape[1], shape[2] * shape[3])
             mod.gather_bwd(gpx.numpy(), row0, tap[0].numpy(), tap[1].numpy(), g.numpy())
             grads.append(g.view(shape))
-        return (*grads, glight.to(lt.dtype), None, None, None)
+        return (*grads, partial.sum(0).to(lt.dtype), None, None, None)
 
 
 def shade_fused(
@@ -215,11 +223,10 @@ def shade_fused(
             channels at one roughness; :func:`paper_column` for the paper form).
 
     Returns:
-        ``(rgb, diffuse, specular)``, each ``[B, 3, P]`` linear radiance (views of one
-        ``[B, 9, P]`` tensor); differentiable with respect to the three maps and the light.
+        ``(rgb, diffuse, specular)``, each ``[B, 3, P]`` linear radiance; differentiable
+        with respect to the three maps and the light.
     """
-    out = _SampleShade.apply(albedo, specular, normal, light, cst, taps, column)
-    return out[:, 0:3], out[:, 3:6], out[:, 6:9]
+    return _SampleShade.apply(albedo, specular, normal, light, cst, taps, column)
 
 
 def compile_kernels(dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> float:

@@ -214,23 +214,23 @@ def _prologue(e: _Emitter, name: str, args: str, backward: bool) -> None:
 
 
 def _forward_kernel(e: _Emitter, suffix: str) -> None:
-    _prologue(e, f"shade_fwd_{suffix}", "px, cst, light, col, out, p0, p1", backward=False)
+    _prologue(e, f"shade_fwd_{suffix}", "px, cst, light, col, rgb, dif, spe, p0, p1", backward=False)
     _forward_body(e)
     e("wa = f0 * tA * so", "wb = f90 * tB * so")
     for c in range(3):
         e(f"d{c} = a{c} * ks * ld{c}", f"sp{c} = wa * preA{c} + wb * preB{c}",
-          f"out[b, {c}, p] = d{c} + sp{c}", f"out[b, {3 + c}, p] = d{c}", f"out[b, {6 + c}, p] = sp{c}")
+          f"rgb[b, {c}, p] = d{c} + sp{c}", f"dif[b, {c}, p] = d{c}", f"spe[b, {c}, p] = sp{c}")
     e.dedent(3)
 
 
 def _backward_kernel(e: _Emitter, suffix: str) -> None:
     k = e.k
-    _prologue(e, f"shade_bwd_{suffix}", "px, cst, light, col, gin, gpx, glight, p0, p1", backward=True)
+    _prologue(e, f"shade_bwd_{suffix}", "px, cst, light, col, g_rgb, g_dif, g_spe, gpx, glight, p0, p1", backward=True)
     _forward_body(e)
-    # composition (equation 5); gin rows: d rgb, d diffuse, d specular
+    # composition (equation 5); incoming gradients of rgb, diffuse and specular
     for c in range(3):
-        e(f"gr{c} = gin[b, {c}, p]", f"gd{c} = gr{c} + gin[b, {3 + c}, p]",
-          f"gso{c} = (gr{c} + gin[b, {6 + c}, p]) * so",
+        e(f"gr{c} = g_rgb[b, {c}, p]", f"gd{c} = gr{c} + g_dif[b, {c}, p]",
+          f"gso{c} = (gr{c} + g_spe[b, {c}, p]) * so",
           f"gpx[b, {c}, p] = gd{c} * ks * ld{c}", f"gld{c} = gd{c} * a{c} * ks")
     e("g_s = -(" + " + ".join(f"gd{c} * a{c} * ld{c}" for c in range(3)) + ")")
     for i in range(9):
