@@ -141,6 +141,17 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="facerefl-shade")
 
 
+def _run_each(kernel, calls: list[tuple]) -> None:
+    """``kernel(*c)`` for each call, on the pool when torch may use more than one thread
+    (the calls must touch disjoint outputs)."""
+    if torch.get_num_threads() <= 1 or len(calls) <= 1:
+        for c in calls:
+            kernel(*c)
+        return
+    for f in [_pool().submit(kernel, *c) for c in calls]:
+        f.result()
+
+
 def _run(kernel, args: tuple, ranges: list[tuple[int, int]], extra=None) -> None:
     """Run ``kernel(*args, [extra[i]], p0, p1)`` over the ranges, in parallel threads when
     more than one (the kernels release the GIL; the ranges write disjoint pixels)."""
@@ -160,13 +171,15 @@ class _SampleShade(torch.autograd.Function):
         px = cst.new_empty(b, 7, p)
         texs = (albedo, specular, normal)
         rows = (0, 3, 4)
+        jobs = []
         for tex, row0, tap in zip(texs, rows, taps):
             if tex is None:  # no normal map: the unperturbed mesh normal (0, 0, 1)
                 px[:, 4:6] = 0.0
                 px[:, 6] = 1.0
                 continue
             t = tex.detach().reshape(tex.shape[0], tex.shape[1], -1).contiguous()
-            mod.gather_fwd(t.numpy(), tap[0].numpy(), tap[1].numpy(), px.numpy(), row0)
+            jobs.append((t.numpy(), tap[0].numpy(), tap[1].numpy(), px.numpy(), row0))
+        _run_each(mod.gather_fwd, jobs)  # one map per thread: disjoint rows of px
         lt = light.detach().contiguous()
         outs = [cst.new_empty(b, 3, p) for _ in range(3)]
         _run(_kernel("shade_fwd", cst.dtype),
@@ -195,14 +208,15 @@ class _SampleShade(torch.autograd.Function):
         _run(_kernel("shade_bwd", cst.dtype),
              (px.numpy(), cst.numpy(), lt.numpy(), column.numpy(), *grads_in, gpx.numpy()),
              ranges, extra=[x.numpy() for x in partial])
-        grads = []
+        grads, jobs = [], []
         for shape, row0, tap, need in zip(shapes, rows, taps, ctx.needs_input_grad[:3]):
             if shape is None or not need:
                 grads.append(None)
                 continue
             g = gpx.new_zeros(shape[0], shape[1], shape[2] * shape[3])
-            mod.gather_bwd(gpx.numpy(), row0, tap[0].numpy(), tap[1].numpy(), g.numpy())
+            jobs.append((gpx.numpy(), row0, tap[0].numpy(), tap[1].numpy(), g.numpy()))
             grads.append(g.view(shape))
+        _run_each(mod.gather_bwd, jobs)  # one map per thread: separate gradient buffers
         return (*grads, partial.sum(0).to(lt.dtype), None, None, None)
 
 
