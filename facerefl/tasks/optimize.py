@@ -92,6 +92,7 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         refine_iterations=int(f.get("refine_iterations", 0)), refine_lr=float(f.get("refine_lr", 0.02)),
         refine_weight=float(f.get("refine_weight", 1e-3)), refine_size=int(f.get("refine_size", 256)),
         refine_light_lr=float(f.get("refine_light_lr", 0.01)),
+        albedo_gauge=bool(f.get("albedo_gauge", False)),
     )
 
 

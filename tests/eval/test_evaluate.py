@@ -72,6 +72,8 @@ def test_ablation_configs_set_what_they_ablate():
     full = compose_eval([])
     assert full.ablation_name == "full" and full.fit.enhance is True and full.iterations == 150
     assert full.fit.refine_iterations == 0  # Table 1 is the paper's method
+    assert full.fit.albedo_gauge is True  # ... with the albedo gauge
+    assert compose_eval(["ablation=no_gauge"]).fit.albedo_gauge is False
     assert compose_eval(["ablation=refine"]).fit.refine_iterations > 0
     from facerefl.tasks.evaluate import _settings
 

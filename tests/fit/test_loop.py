@@ -115,3 +115,118 @@ def test_albedo_refinement_lowers_the_loss_below_the_latent_phase(tiny_nets, pro
     assert res.latent_maps.albedo.shape == (1, 3, 64, 64)
     again = loop._loss(loop.render_maps(problem, res.maps, res.light, FitSettings()), problem)
     assert float(again) == pytest.approx(res.best_loss, rel=1e-4)
+
+
+class UniformAlbedoNets:
+    """Stand-in for :class:`ReflectanceNetworks` with a uniform albedo ``sigmoid(z_a)`` per
+    channel, a fixed specular map, flat normals and an SH light: the photo constrains only
+    albedo × light, so the fit is free to slide along that scale."""
+
+    def __init__(self, size: int = 16, albedo=(0.6, 0.45, 0.4), light_dc: float = 0.5) -> None:
+        self.size = size
+        self.z_a = torch.logit(torch.tensor([albedo]))
+        self.light = torch.zeros(1, 3, 9)
+        self.light[:, :, 0] = light_dc
+        self.light[:, :, 2] = 0.3 * light_dc
+
+    def encode(self, texture):
+        from facerefl.models.networks import BranchCode, LatentCode
+
+        return LatentCode(BranchCode((), self.z_a.clone()), BranchCode((), torch.zeros(1, 1)),
+                          BranchCode((), torch.zeros(1, 1)), light=self.light.clone())
+
+    def reflectance(self, code, texture):
+        from facerefl.models.networks import ReflectanceMaps
+
+        s = self.size
+        normal = torch.zeros(1, 3, s, s)
+        normal[:, 2] = 1
+        albedo = torch.sigmoid(code.albedo.z)[:, :, None, None].expand(1, 3, s, s)
+        return ReflectanceMaps(albedo, torch.full((1, 1, s, s), 0.2), normal)
+
+    def decode(self, code):
+        return self.reflectance(code, None)
+
+
+def _scale_drift(res, problem) -> float:
+    """Largest per-channel |log| ratio of the returned to the encoders' skin-mean albedo."""
+    m0 = loop.skin_mean(res.initial_maps.albedo, problem.texture)
+    m1 = loop.skin_mean(res.maps.albedo, problem.texture)
+    return float((m1 / m0).log().abs().max())
+
+
+def test_gauge_moves_the_albedo_scale_into_the_light_without_changing_the_diffuse_image(problem):
+    torch.manual_seed(0)
+    albedo = torch.rand(1, 3, 32, 32) * 0.6
+    normal = torch.nn.functional.normalize(torch.randn(1, 3, 32, 32) * 0.2 + torch.tensor([0.0, 0.0, 1.0])[:, None, None], dim=1)
+    no_spec = torch.zeros(1, 1, 32, 32)
+    light = torch.randn(1, 3, 9) * 0.3
+    light[:, :, 0] = torch.tensor([1.5, 1.2, 1.0])
+    maps = loop.ReflectanceMaps(albedo, no_spec, normal)
+    target = torch.tensor([[0.3, 0.2, 0.15]])
+    gauged, light_g, scale = loop.gauge_albedo(maps, light, target, problem.texture)
+    assert torch.allclose(loop.skin_mean(gauged.albedo, problem.texture), target, rtol=1e-5)
+    assert torch.allclose(gauged.albedo, albedo * scale[..., None, None])
+    settings = FitSettings()
+    before = loop.render_maps(problem, maps, light, settings)
+    after = loop.render_maps(problem, gauged, light_g, settings)
+    assert torch.allclose(before, after, atol=1e-5)
+    assert torch.equal(gauged.normal, normal) and torch.equal(gauged.specular, no_spec)
+
+
+def test_without_the_gauge_the_fit_is_the_plain_loop(problem):
+    """Gauge off is the paper's loop: a hand-written Adam loop on the image loss gives the
+    same losses, and the returned albedo and light are those of the best iterate."""
+    nets, n = UniformAlbedoNets(), 6
+    res = fit_latents(nets, problem, FitSettings(iterations=n, albedo_gauge=False))
+    assert res.gauge_scale is None
+    code0 = nets.encode(problem.texture)
+    z_a, light = code0.albedo.z.clone().requires_grad_(), code0.light.clone().requires_grad_()
+    opt = torch.optim.Adam([z_a, light], lr=0.1, betas=(0.9, 0.999))
+    expected, states = [], []
+    for it in range(n + 1):
+        maps = nets.reflectance(code0.with_z(albedo=z_a), problem.texture)
+        loss = loop._loss(loop.render_maps(problem, maps, light, FitSettings()), problem)
+        expected.append(float(loss.detach()))
+        states.append((maps.albedo.detach().clone(), light.detach().clone()))
+        if it < n:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert res.losses == pytest.approx(expected, rel=1e-6)
+    albedo_b, light_b = states[res.best_iteration]
+    assert torch.allclose(res.maps.albedo, albedo_b) and torch.allclose(res.light, light_b)
+
+
+def test_gauge_undoes_the_drift_along_albedo_times_light(problem):
+    """The photo is silent along the albedo × light scale: the plain fit drifts; with the
+    gauge the albedo keeps the encoders' scale, the light takes it, and the photo is
+    matched as well (only the specular term sees the rescaled light)."""
+    nets = UniformAlbedoNets()
+    free = fit_latents(nets, problem, FitSettings(iterations=40))
+    held = fit_latents(nets, problem, FitSettings(iterations=40, albedo_gauge=True))
+    assert _scale_drift(free, problem) > 0.15
+    assert _scale_drift(held, problem) < 1e-4
+    assert held.losses == free.losses  # the optimization itself is the paper's
+    # The albedo and light moved together along the ambiguity: the gauge factors undo the drift.
+    m_free = loop.skin_mean(free.maps.albedo, problem.texture)
+    assert torch.allclose(held.gauge_scale * m_free, loop.skin_mean(held.initial_maps.albedo, problem.texture))
+    assert torch.allclose(held.light, free.light / held.gauge_scale[..., None])
+    rendered = loop._loss(loop.render_maps(problem, held.maps, held.light, FitSettings()), problem)
+    assert float(rendered) == pytest.approx(free.best_loss, rel=0.05)
+
+
+def test_gauge_leaves_a_kept_refinement_as_refined(problem):
+    """The refinement phase starts from the fitted scale and its result is not gauged; when
+    the phase's result is not kept, the latent result is gauged as usual."""
+    nets = UniformAlbedoNets()
+    s = dict(iterations=5, refine_iterations=20, refine_size=32, refine_lr=0.05, refine_light_lr=0.05)
+    free = fit_latents(nets, problem, FitSettings(**s))
+    held = fit_latents(nets, problem, FitSettings(**s, albedo_gauge=True))
+    assert held.best_iteration >= held.latent_steps  # the refined maps were kept
+    assert held.gauge_scale is None and held.losses == free.losses
+    assert torch.equal(held.maps.albedo, free.maps.albedo) and torch.equal(held.light, free.light)
+    # One refinement evaluation is the latent result itself (δ = 0): not better, not kept.
+    lost = fit_latents(nets, problem, FitSettings(**{**s, "refine_iterations": 1}, albedo_gauge=True))
+    assert lost.best_iteration < lost.latent_steps and lost.gauge_scale is not None
+    assert _scale_drift(lost, problem) < 1e-4 and lost.latent_maps is lost.maps

@@ -108,3 +108,10 @@ def test_cli_wandb_offline_run_logs_the_fit(tmp_path, photos, tiny_weights):  # 
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and runs[0].stat().st_size > 0
     assert (tmp_path / "outputs" / "astronaut" / "report.html").is_file()
+
+
+def test_config_turns_the_albedo_gauge_on_and_a_sweep_can_ablate_it(tmp_path, tiny_weights):  # noqa: F811
+    from facerefl.tasks.optimize import fit_settings
+
+    assert fit_settings(_cfg(tmp_path, tiny_weights)).albedo_gauge is True
+    assert fit_settings(_cfg(tmp_path, tiny_weights, **{"fit.albedo_gauge": "false"})).albedo_gauge is False
