@@ -25,7 +25,6 @@ files: a changed base is refused rather than silently mixed in. Bases do not cha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +34,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from facerefl.assets import sha256_file
 from facerefl.errors import InputError
 from facerefl.models.components.autoencoder import ReflectanceAutoencoder
 from facerefl.models.components.enhancer import DetailEnhancer
@@ -265,7 +265,7 @@ class ReflectanceNetworks(nn.Module):
                     continue
                 own = {n: t for n, t in state.items() if n not in theirs or not _same(t, theirs[n])}
                 if len(own) < len(state):
-                    borrowed[name] = _sha256(path)
+                    borrowed[name] = sha256_file(path)
                     states[name] = own
         for name, state in states.items():
             if state:
@@ -359,19 +359,11 @@ def _base_files(folder: Path, entry) -> dict[str, Path]:
         if not path.is_file():
             raise InputError(f"{folder} borrows {name} from {base}, which lacks it; restore "
                              f"the base folder or re-export {folder}")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise InputError(f"{path} changed since {folder} was exported from it (sha256 differs); "
                              f"restore that file or re-export {folder} against the new base")
         files[name] = path
     return files
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
