@@ -282,6 +282,24 @@ def _validation_section(m: dict) -> list[str]:
     return lines
 
 
+def _data_and_stages(record: dict) -> list[str]:
+    """The model card's data section and the head of its training table (one row per
+    stage trained in this run)."""
+    return [
+        "## Data",
+        "",
+        f"- training: {record['data']['train']}",
+        f"- validation: {record['data']['val']}",
+        *([f"- note: {record['note']}"] if record.get("note") else []),
+        "",
+        "## Training",
+        "",
+        "| stage | optimizer steps | batch | wall time (s) | final val PSNR (dB) |",
+        "|---|---|---|---|---|",
+        *_stage_rows(record["stages"]),
+    ]
+
+
 _STEPS_NOTE = [
     "Optimizer steps are Lightning's `global_step`: for the enhancers (manual GAN",
     "optimization) the generator and the discriminator steps both count, and only the",
@@ -302,17 +320,7 @@ def model_card(preset: str, record: dict) -> str:
         "2021), trained by `python -m facerefl.tasks.train_all` on synthetic data only.",
         "Load with `ReflectanceNetworks.load_shipped(\"%s\")` (safetensors; never unpickled)." % preset,
         "",
-        "## Data",
-        "",
-        f"- training: {record['data']['train']}",
-        f"- validation: {record['data']['val']}",
-        *([f"- note: {record['note']}"] if record.get("note") else []),
-        "",
-        "## Training",
-        "",
-        "| stage | optimizer steps | batch | wall time (s) | final val PSNR (dB) |",
-        "|---|---|---|---|---|",
-        *_stage_rows(record["stages"]),
+        *_data_and_stages(record),
         "",
         *_STEPS_NOTE,
         "",
@@ -350,17 +358,7 @@ def noskip_model_card(name: str, record: dict) -> str:
         "here from there (a changed base file is refused). The `<kind>.safetensors` files here",
         "hold only the autoencoders; there is no `light.safetensors`.",
         "",
-        "## Data",
-        "",
-        f"- training: {record['data']['train']}",
-        f"- validation: {record['data']['val']}",
-        *([f"- note: {record['note']}"] if record.get("note") else []),
-        "",
-        "## Training",
-        "",
-        "| stage | optimizer steps | batch | wall time (s) | final val PSNR (dB) |",
-        "|---|---|---|---|---|",
-        *_stage_rows(record["stages"]),
+        *_data_and_stages(record),
         *_stage_rows([s for s in base["stages"] if not s["stage"].endswith("_ae")], f" (`{bname}`, reused)"),
         "",
         *_STEPS_NOTE,
