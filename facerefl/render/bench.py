@@ -2,9 +2,10 @@
 
 ``run(out_dir)`` times forward + backward of :func:`shade_prepared` (texture sampling of
 albedo, specular and normal maps, visibility-occluded diffuse, ``lobe`` specular with
-specular occlusion, scatter to the image) on a sphere covering about half of the image,
-at 256², 512² and 1024², on the CPU (and CUDA when present). The G-buffer preparation is
-done once outside the timing, as in fitting. On the CPU both paths are timed: ``fused``
+specular occlusion) on a sphere covering about half of the image, at 256², 512² and
+1024², on the CPU (and CUDA when present). The call is fitting's (``to_image=False``:
+shaded pixels as a list, compared with the photo's pixels; no scatter into an image),
+and the G-buffer preparation is done once outside the timing, as in fitting. On the CPU both paths are timed: ``fused``
 (the numba kernels :func:`shade_prepared` uses there) and ``reference`` (composed PyTorch,
 ``FACEREFL_FUSED=0``; the path CUDA uses). Results go to ``out_dir/render.json``.
 """
@@ -106,7 +107,7 @@ def time_shading(prep: PreparedGBuffer, maps: SceneMaps, repeats: int = 10) -> t
             p.grad = None
         _sync(device)
         t0, c0 = time.perf_counter(), time.process_time()
-        out = shade_prepared(prep, leaves[0], leaves[1], leaves[3], normal=leaves[2])
+        out = shade_prepared(prep, leaves[0], leaves[1], leaves[3], normal=leaves[2], to_image=False)
         out.rgb.square().mean().backward()
         _sync(device)
         if i >= 2:  # warm-up
@@ -176,7 +177,7 @@ def run(out_dir: Path) -> dict:
                 })
     result = {
         "benchmark": "render.shade_prepared fwd+bwd (texture lookup + lobe shading with "
-                     "occlusion + scatter), 256² maps, float32",
+                     "occlusion; fitting's call, to_image=False), 256² maps, float32",
         "threads": torch.get_num_threads(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "rows": rows,
