@@ -179,6 +179,8 @@ def run(out_dir: Path) -> dict:
         "benchmark": "render.shade_prepared fwd+bwd (texture lookup + lobe shading with "
                      "occlusion; fitting's call, to_image=False), 256² maps, float32",
         "threads": torch.get_num_threads(),
+        # whether numba was allowed 512-bit vectors (fused._prefer_512_bit)
+        "numba_512_bit": "-prefer-256-bit" in os.environ.get("NUMBA_CPU_FEATURES", ""),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "rows": rows,
     }
