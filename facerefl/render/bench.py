@@ -5,9 +5,10 @@ albedo, specular and normal maps, visibility-occluded diffuse, ``lobe`` specular
 specular occlusion) on a sphere covering about half of the image, at 256², 512² and
 1024², on the CPU (and CUDA when present). The call is fitting's (``to_image=False``:
 shaded pixels as a list, compared with the photo's pixels; no scatter into an image),
-and the G-buffer preparation is done once outside the timing, as in fitting. On the CPU both paths are timed: ``fused``
-(the numba kernels :func:`shade_prepared` uses there) and ``reference`` (composed PyTorch,
-``FACEREFL_FUSED=0``; the path CUDA uses). Results go to ``out_dir/render.json``.
+and the G-buffer preparation is done once outside the timing, as in fitting. On the CPU
+both paths are timed: ``fused`` (the numba kernels :func:`shade_prepared` uses there)
+and ``reference`` (composed PyTorch, ``FACEREFL_FUSED=0``; the path CUDA uses). Results
+go to ``out_dir/render.json``.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def run(out_dir: Path) -> dict:
                      "occlusion; fitting's call, to_image=False), 256² maps, float32",
         "threads": torch.get_num_threads(),
         # whether numba was allowed 512-bit vectors (fused._prefer_512_bit)
-        "numba_512_bit": "-prefer-256-bit" in os.environ.get("NUMBA_CPU_FEATURES", ""),
+        "numba_512_bit": fused.WIDE_VECTORS in os.environ.get("NUMBA_CPU_FEATURES", ""),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "rows": rows,
     }

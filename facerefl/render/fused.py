@@ -41,8 +41,17 @@ __all__ = ["available", "supports", "Taps", "bilinear_taps", "constants", "paper
            "compile_kernels"]
 
 
+def _switch(name: str) -> bool:
+    """An on-by-default environment switch: off for ``0``, ``false`` or ``no``."""
+    return os.environ.get(name, "1") not in ("0", "false", "no")
+
+
 def _enabled() -> bool:
-    return os.environ.get("FACEREFL_FUSED", "1") not in ("0", "false", "no")
+    return _switch("FACEREFL_FUSED")
+
+
+#: numba CPU feature that lifts LLVM's preference for 256-bit vectors (see _prefer_512_bit).
+WIDE_VECTORS = "-prefer-256-bit"
 
 
 def _prefer_512_bit() -> None:
@@ -58,7 +67,7 @@ def _prefer_512_bit() -> None:
     compiled earlier in the process; it then applies to all numba code in the process
     (and to child processes, through the environment). Numerics do not change.
     """
-    if os.environ.get("NUMBA_CPU_FEATURES") or os.environ.get("FACEREFL_WIDE_SIMD", "1") in ("0", "false", "no"):
+    if os.environ.get("NUMBA_CPU_FEATURES") or not _switch("FACEREFL_WIDE_SIMD"):
         return
     import llvmlite.binding as ll
 
@@ -66,7 +75,7 @@ def _prefer_512_bit() -> None:
     features = ll.get_host_cpu_features()
     if not features.get("avx512f", False):
         return
-    os.environ["NUMBA_CPU_FEATURES"] = features.flatten() + ",-prefer-256-bit"
+    os.environ["NUMBA_CPU_FEATURES"] = f"{features.flatten()},{WIDE_VECTORS}"
     import numba.core.config
 
     numba.core.config.reload_config()
@@ -199,7 +208,7 @@ _MIN_CHUNK = 4096  # pixels; smaller ranges cost more in thread hand-off than th
 
 def _ranges(p: int) -> list[tuple[int, int]]:
     """Split ``p`` pixels into one contiguous range per torch intra-op thread (the entry
-    scripts' ``threads=``), at most 4 and none smaller than 4096 pixels."""
+    scripts' ``threads=``), at most 4 and none smaller than ``_MIN_CHUNK`` pixels."""
     n = max(1, min(torch.get_num_threads(), 4, p // _MIN_CHUNK))
     return [(i * p // n, (i + 1) * p // n) for i in range(n)]
 

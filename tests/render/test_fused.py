@@ -1,5 +1,9 @@
 """The fused CPU kernels (render/fused.py) against the composed-PyTorch reference path."""
 
+import re
+
+import llvmlite.binding as llvm
+import numpy as np
 import pytest
 import torch
 
@@ -162,40 +166,36 @@ def _fresh_kernels():
     return ns
 
 
-def _packed_ops(dispatcher) -> int:
-    import re
-
-    asm = "".join(dispatcher.inspect_asm().values())
-    return len(re.findall(r"\tv\w+p[sd]\s[^\n]*[yz]mm", asm))
+def _count(dispatcher, pattern: str) -> int:
+    return len(re.findall(pattern, "".join(dispatcher.inspect_asm().values())))
 
 
-x86_avx2 = pytest.mark.skipif(
-    not __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_features().get("avx2", False),
-    reason="vector instructions checked on x86 with AVX2",
-)
+PACKED = r"\tv\w+p[sd]\s[^\n]*[yz]mm"  # packed float arithmetic on 256/512-bit registers
+GATHER = r"\tvp?gather"  # vector gathers
+
+x86_avx2 = pytest.mark.skipif(not llvm.get_host_cpu_features().get("avx2", False),
+                              reason="vector instructions checked on x86 with AVX2")
 
 
 @x86_avx2
 def test_texture_lookup_compiles_to_vector_code():
-    """The noalias promise and unsigned indices let LLVM vectorize the pixel loop (without
-    them the loop stays scalar: 0 packed operations)."""
-    import numpy as np
-
+    """The noalias promise and unsigned indices let LLVM vectorize the pixel loop with
+    gathers (measured: 12 gather instructions; 0 without the two)."""
     k = _fresh_kernels()["gather_fwd"]
     tex, out = np.random.rand(1, 3, 64).astype(np.float32), np.zeros((1, 7, 100), np.float32)
     idx = np.random.randint(0, 64, (1, 4, 100)).astype(np.uint32)
     k(tex, idx, np.random.rand(1, 4, 100).astype(np.float32), out, 0)
-    assert _packed_ops(k) > 10
+    assert _count(k, GATHER) > 0
 
 
 @pytest.mark.slow
 @x86_avx2
 def test_shading_kernels_compile_to_vector_code():
-    import numpy as np
-
+    """Measured: 624 / 1282 packed operations (forward / backward); about 30 / 40 when the
+    loop stays scalar."""
     ns, p, f = _fresh_kernels(), 100, np.float32
     px, cst, light, col = (np.random.rand(*s).astype(f) for s in ((7, p), (22, p), (3, 9), (8, 16)))
     rows = [np.zeros(p, f) for _ in range(9)]
     ns["shade_fwd_f32"](px, cst, light, col, *rows, 0, p)
     ns["shade_bwd_f32"](px, cst, light, col, px[:3], px[:3], *rows[:7], np.zeros((3, 9)), 0, p)
-    assert _packed_ops(ns["shade_fwd_f32"]) > 200 and _packed_ops(ns["shade_bwd_f32"]) > 500
+    assert _count(ns["shade_fwd_f32"], PACKED) > 200 and _count(ns["shade_bwd_f32"], PACKED) > 500
