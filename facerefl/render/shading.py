@@ -88,6 +88,7 @@ from facerefl.render.brdf import (
 from facerefl.render.color import linear_to_srgb
 from facerefl.render.raster import GBuffer
 from facerefl.render.sh import (
+    BAND_OF,
     COSINE_BAND_WEIGHTS,
     SH_COUNT,
     mm_cf,
@@ -223,11 +224,14 @@ def _dominant_cf(normal: Tensor, view_dir: Tensor, n_dot_v: Tensor, roughness: f
     return _axis_cf(normal, view_dir, n_dot_v, smooth * (smooth**0.5 + a))
 
 
+def _cosine_weights(like: Tensor) -> Tensor:
+    """Per-coefficient clamped-cosine factors ``A_l(k)/π = (1, 2/3, 2/3, 2/3, 1/4, …)``, ``[9]``."""
+    return torch.tensor([COSINE_BAND_WEIGHTS[b] / math.pi for b in BAND_OF], dtype=like.dtype, device=like.device)
+
+
 def _cosine_light(light: Tensor) -> Tensor:
     """Lighting convolved with the clamped cosine and divided by π, ``[B, 3, 9]``."""
-    w = torch.tensor([COSINE_BAND_WEIGHTS[b] / math.pi for b in (0, 1, 1, 1, 2, 2, 2, 2, 2)],
-                     dtype=light.dtype, device=light.device)
-    return light * w
+    return light * _cosine_weights(light)
 
 
 def _diffuse_cf(normal: Tensor, light: Tensor, vis: Tensor | None) -> Tensor:
@@ -242,10 +246,11 @@ def _diffuse_cf(normal: Tensor, light: Tensor, vis: Tensor | None) -> Tensor:
 
 
 def _ao_cf(normal: Tensor, vis: Tensor) -> Tensor:
-    unit = torch.zeros(1, 1, SH_COUNT, dtype=normal.dtype, device=normal.device)
-    unit[..., 0] = 1.0
-    cos = _cosine_light(unit)[0]  # [1, 9]: basis weights of the cosine lobe / π
-    return (cos.unsqueeze(-1) * sh_basis(normal, dim=1) * vis).sum(1, keepdim=True).clamp(0.0, 1.0)
+    """Ambient occlusion ``[B, 1, N]`` at unit normals ``[B, 3, N]`` from visibility SH
+    ``[B, 9, N]``: ``(1/π) ∫ V(ω) max(0, n·ω) dω = Σ_k (A_l(k)/π) V_k Y_k(n)`` (the
+    visibility read as a "light" and convolved with the clamped cosine), clamped to
+    [0, 1]. A texel open over its whole upper hemisphere gets exactly 1."""
+    return (_cosine_weights(vis)[:, None] * sh_basis(normal, dim=1) * vis).sum(1, keepdim=True).clamp(0.0, 1.0)
 
 
 def _cone_overlap(cos_a: Tensor, cos_b: Tensor, cos_d: Tensor) -> Tensor:
@@ -405,6 +410,10 @@ def diffuse_radiance(normal: Tensor, light: Tensor, vis_sh: Tensor | None = None
 
 def ambient_occlusion(normal: Tensor, vis_sh: Tensor) -> Tensor:
     """Cosine-weighted visibility ``(1/π) ∫ V max(0, n·ω) dω`` from SH, in [0, 1].
+
+    Computed as ``Σ_k (A_l(k)/π) V_k Y_k(n)`` with the clamped-cosine factors
+    ``A_l = (π, 2π/3, π/4)``: exactly 1 for a texel open over its upper hemisphere,
+    otherwise the SH-9 truncation of the true value (docs/occlusion.md).
 
     Args:
         normal: ``[B, *, 3]`` unit normals; vis_sh: ``[B, *, 9]`` visibility SH (same frame).

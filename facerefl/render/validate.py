@@ -20,6 +20,12 @@ Checks (relative errors are ``|model − reference| / reference`` per colour cha
   (height-correlated Smith, Schlick Fresnel) under SH lighting, for roughness 0.2–0.8,
   view angles 0–75° and two specular intensities.
 * ``white_furnace``: albedo 1, t_r 0, unit constant lighting must give radiance 1.
+* ``occlusion``: for an open texel, cones about and tilted from the normal and walls
+  (:data:`OCCLUSION_CASES`): ambient occlusion (absolute error), the triple-product
+  diffuse (relative error) and specular occlusion against the Monte Carlo ratio of
+  visibility-weighted to unweighted GGX integrals (absolute error), roughness 0.3 and
+  0.6, views 0–75°. The open texel's AO and SO are reported as values (both must be 1).
+  Measured errors and what they come from: docs/occlusion.md.
 """
 
 from __future__ import annotations
@@ -37,7 +43,15 @@ import torch
 
 from facerefl.render.brdf import F0_MAX, f90_from_f0, hammersley, sample_ggx_half
 from facerefl.render.sh import project_to_sh, sh_basis, sphere_quadrature
-from facerefl.render.shading import DEFAULT_SPEC_MODEL, SPEC_MODELS, diffuse_radiance, shade, specular_radiance
+from facerefl.render.shading import (
+    DEFAULT_SPEC_MODEL,
+    SPEC_MODELS,
+    ambient_occlusion,
+    diffuse_radiance,
+    shade,
+    specular_occlusion,
+    specular_radiance,
+)
 
 __all__ = [
     "random_lighting",
@@ -45,6 +59,8 @@ __all__ = [
     "occluded_diffuse_check",
     "raycast_occlusion_check",
     "specular_check",
+    "OCCLUSION_CASES",
+    "occlusion_check",
     "white_furnace_check",
     "run_all",
     "write_json_atomic",
@@ -147,10 +163,15 @@ def occluded_diffuse_check(
     return _occluded_errors(random_lighting(seed), cases, (96, 192), n_samples)
 
 
-def _occluded_errors(light: torch.Tensor, cases: list, quadrature: tuple[int, int], n_samples: int) -> dict:
-    """Relative errors of the triple-product diffuse against quasi-Monte Carlo for
-    ``cases`` of ``(normal [3], visibility(dirs [M, 3]) -> [M])``: the visibility is baked
-    to SH with a product quadrature and, for the reference, evaluated at cosine samples."""
+def _occluded_diffuse(light: torch.Tensor, cases: list, quadrature: tuple[int, int],
+                      n_samples: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Triple-product diffuse and its quasi-Monte Carlo reference for ``cases`` of
+    ``(normal [3], visibility(dirs [M, 3]) -> [M])``: the visibility is baked to SH with a
+    product quadrature and, for the reference, evaluated at cosine samples.
+
+    Returns:
+        visibility SH ``[K, 9]``, model ``[K, 3]`` and reference ``[K, 3]`` radiance.
+    """
     qd, qw = sphere_quadrature(*quadrature)
     local = _cosine_samples(n_samples)
     vis, refs = [], []
@@ -159,8 +180,15 @@ def _occluded_errors(light: torch.Tensor, cases: list, quadrature: tuple[int, in
         samples = local @ _frame(normal)
         refs.append((_eval_light(light, samples) * visibility(samples)[:, None]).mean(0))
     normals = torch.as_tensor(np.stack([c[0] for c in cases]))[None]
-    model = diffuse_radiance(normals, light, torch.stack(vis)[None])[0].numpy()
-    err = _rel(model, np.stack(refs))
+    vis = torch.stack(vis)
+    model = diffuse_radiance(normals, light, vis[None])[0].numpy()
+    return vis, model, np.stack(refs)
+
+
+def _occluded_errors(light: torch.Tensor, cases: list, quadrature: tuple[int, int], n_samples: int) -> dict:
+    """Mean/max relative error of :func:`_occluded_diffuse` over all cases and channels."""
+    _, model, ref = _occluded_diffuse(light, cases, quadrature, n_samples)
+    err = _rel(model, ref)
     return {"mean": float(err.mean()), "max": float(err.max())}
 
 
@@ -203,8 +231,10 @@ def raycast_occlusion_check(n_samples: int = 1 << 14, seed: int = 4) -> dict:
     return _occluded_errors(random_lighting(seed), cases, (48, 96), n_samples)
 
 
-def _mc_specular(light, n, v, t_r, rough, u) -> np.ndarray:
-    """Importance-sampled ``∫ f_r L (n·l) dl`` (GGX, height-correlated Smith, Schlick)."""
+def _ggx_samples(n: np.ndarray, v: np.ndarray, t_r: float, rough: float, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Importance samples of ``f_r (n·l)`` (GGX, height-correlated Smith, Schlick):
+    light directions ``[M, 3]`` (camera frame) and weights ``[M]`` whose mean estimates
+    ``∫ f_r g (n·l) dl`` for a function ``g`` evaluated at the directions."""
     frame = _frame(n)
     vl = frame @ v
     alpha = max(rough, 0.05) ** 2
@@ -220,8 +250,13 @@ def _mc_specular(light, n, v, t_r, rough, u) -> np.ndarray:
     f0 = F0_MAX * t_r
     f90 = float(f90_from_f0(torch.tensor(f0)))
     fres = f0 + (f90 - f0) * (1.0 - np.clip(vh, 0, 1)) ** 5
-    w = np.where(ok, 4.0 * vis * nl * vh / h[:, 2] * fres, 0.0)
-    return (w[:, None] * _eval_light(light, l_local @ frame)).mean(0)
+    return l_local @ frame, np.where(ok, 4.0 * vis * nl * vh / h[:, 2] * fres, 0.0)
+
+
+def _mc_specular(light, n, v, t_r, rough, u) -> np.ndarray:
+    """Importance-sampled ``∫ f_r L (n·l) dl`` under SH lighting, ``[3]``."""
+    dirs, w = _ggx_samples(n, v, t_r, rough, u)
+    return (w[:, None] * _eval_light(light, dirs)).mean(0)
 
 
 def specular_check(
@@ -258,6 +293,100 @@ def specular_check(
     return out
 
 
+def _cone_visibility(half_deg: float, tilt_deg: float = 0.0):
+    """Local-frame visibility (normal +z): a cone of half-angle ``half_deg`` about an axis
+    tilted by ``tilt_deg`` towards +x, cut at the tangent plane as a baker would."""
+    t = math.radians(tilt_deg)
+    axis, cos_half = np.array([math.sin(t), 0.0, math.cos(t)]), math.cos(math.radians(half_deg))
+    return lambda d: ((d @ axis > cos_half) & (d[:, 2] > 0)).astype(np.float64)
+
+
+def _wall_visibility(elevation_deg: float):
+    """Local-frame visibility (normal +z) beside an infinitely long wall along y on the +x
+    side, seen under ``elevation_deg`` (its height over its distance is ``tan``): a
+    direction towards +x is blocked while ``z < x · tan(elevation)``. 90° is a half-space."""
+    slope = math.tan(math.radians(elevation_deg)) if elevation_deg < 90.0 else math.inf
+    return lambda d: ((d[:, 2] > 0) & ~((d[:, 0] > 0) & (d[:, 2] < d[:, 0] * slope))).astype(np.float64)
+
+
+#: Partial-visibility cases of :func:`occlusion_check`, local frame (normal +z).
+OCCLUSION_CASES = {
+    "open": _cone_visibility(90.0),
+    "cone30": _cone_visibility(30.0),
+    "cone45": _cone_visibility(45.0),
+    "cone60": _cone_visibility(60.0),
+    "cone45_tilt30": _cone_visibility(45.0, 30.0),
+    "cone60_tilt45": _cone_visibility(60.0, 45.0),
+    "wall45": _wall_visibility(45.0),
+    "wall90": _wall_visibility(90.0),
+}
+
+
+def _uniform_hemisphere(n: int) -> np.ndarray:
+    """Uniformly distributed directions ``[n, 3]`` over the hemisphere about +z (Hammersley)."""
+    u = hammersley(n)
+    r = np.sqrt(1.0 - u[:, 0] ** 2)
+    phi = 2.0 * np.pi * u[:, 1]
+    return np.stack([r * np.cos(phi), r * np.sin(phi), u[:, 0]], axis=1)
+
+
+def occlusion_check(
+    roughness=(0.3, 0.6),
+    view_deg=(0.0, 30.0, 60.0, 75.0),
+    n_samples: int = 1 << 15,
+    seed: int = 5,
+) -> dict:
+    """Ambient occlusion, occluded diffuse and specular occlusion vs Monte Carlo for the
+    visibilities of :data:`OCCLUSION_CASES` (cones about and tilted from the normal,
+    walls, an open texel), rotated into the camera frame by one random rotation.
+
+    Per case the visibility is baked as the renderer's inputs are: SH projected with a
+    96×192 product quadrature, the bent normal as the mean unoccluded direction of the
+    upper hemisphere. References: AO = mean of V over cosine samples; diffuse under
+    :func:`random_lighting` as in :func:`occluded_diffuse_check`; specular occlusion as
+    the ratio ``∫ f_r V (n·l) dl / ∫ f_r (n·l) dl`` (importance-sampled GGX, t_r 0.5)
+    for views in the plane of the tilt, on both sides of the normal.
+
+    Returns:
+        ``{case: {"ao", "ao_ref", "diffuse_rel_err" [3], "so" [R, 2·len(view_deg)],
+        "so_ref" (same)}}`` with views ordered ``(+θ_0, −θ_0, +θ_1, …)``.
+    """
+    rng = np.random.default_rng(seed)
+    rot = _rotation(rng)  # local → camera
+    normal = rot[:, 2]
+    cases = [(normal, lambda d, f=f: f(d @ rot)) for f in OCCLUSION_CASES.values()]
+    light = random_lighting(seed)
+    vis, model, ref = _occluded_diffuse(light, cases, (96, 192), n_samples)
+    hemi = _uniform_hemisphere(n_samples) @ rot.T
+    cos_dirs = _cosine_samples(n_samples) @ rot.T
+    views = [rot @ np.array([sgn * math.sin(math.radians(a)), 0.0, math.cos(math.radians(a))])
+             for a in view_deg for sgn in (1.0, -1.0)]
+    u = hammersley(n_samples)
+    t = lambda a: torch.as_tensor(np.array(a))[None]  # noqa: E731
+    out = {}
+    for k, (name, (_, visibility)) in enumerate(zip(OCCLUSION_CASES, cases)):
+        bent = (visibility(hemi)[:, None] * hemi).sum(0)
+        bent = bent / np.linalg.norm(bent) if np.linalg.norm(bent) > 1e-9 else normal
+        count = len(views)
+        px = lambda a: t(np.broadcast_to(a, (count, len(a))))  # noqa: E731
+        so, so_ref = [], []
+        for r in roughness:
+            so.append(specular_occlusion(px(normal), t(views), px(vis[k].numpy()), px(bent), r)[0, :, 0].tolist())
+            row = []
+            for v in views:
+                dirs, w = _ggx_samples(normal, v, 0.5, r, u)
+                row.append(float((w * visibility(dirs)).sum() / w.sum()))
+            so_ref.append(row)
+        out[name] = {
+            "ao": float(ambient_occlusion(t(normal[None]), vis[k][None, None])),
+            "ao_ref": float(visibility(cos_dirs).mean()),
+            "diffuse_rel_err": _rel(model[k], ref[k]).tolist(),
+            "so": so,
+            "so_ref": so_ref,
+        }
+    return out
+
+
 def white_furnace_check(n: int = 256, seed: int = 3) -> dict:
     """Albedo 1, t_r 0, unit constant radiance: max |I − 1| over random normals/views."""
     rng = np.random.default_rng(seed)
@@ -286,6 +415,7 @@ def run_all(quick: bool = False) -> dict:
     bowl = raycast_occlusion_check(n_samples=s)
     spec = specular_check(n_orient=1 if quick else 3, n_samples=1 << 13 if quick else 1 << 16)
     wf = white_furnace_check()
+    occl = occlusion_check(n_samples=1 << 13 if quick else 1 << 15)
     res = {
         "irradiance_mean_rel_err": irr["mean"],
         "irradiance_max_rel_err": irr["max"],
@@ -302,6 +432,28 @@ def run_all(quick: bool = False) -> dict:
     for form in SPEC_MODELS:
         res[f"specular_{form}_mean_rel_err"] = spec[form]["mean"]
         res[f"specular_{form}_max_rel_err"] = spec[form]["max"]
+    res.update(_occlusion_summary(occl))
+    return res
+
+
+def _occlusion_summary(cases: dict) -> dict:
+    """Flat JSON entries of :func:`occlusion_check`: the open texel's AO and SO range, and
+    per case the AO error, the diffuse's max relative error and SO's max absolute error."""
+    so_err = {k: np.abs(np.array(c["so"]) - np.array(c["so_ref"])) for k, c in cases.items()}
+    open_so = np.array(cases["open"]["so"])
+    res = {
+        "occlusion_open_ao": cases["open"]["ao"],
+        "occlusion_open_so_min": float(open_so.min()),
+        "occlusion_open_so_max": float(open_so.max()),
+        "occlusion_ao_max_abs_err": max(abs(c["ao"] - c["ao_ref"]) for c in cases.values()),
+        "occlusion_diffuse_max_rel_err": max(max(c["diffuse_rel_err"]) for c in cases.values()),
+        "occlusion_so_mean_abs_err": float(np.mean([e.mean() for e in so_err.values()])),
+        "occlusion_so_max_abs_err": float(max(e.max() for e in so_err.values())),
+    }
+    for k, c in cases.items():
+        res[f"occlusion_{k}_ao_err"] = c["ao"] - c["ao_ref"]
+        res[f"occlusion_{k}_diffuse_max_rel_err"] = max(c["diffuse_rel_err"])
+        res[f"occlusion_{k}_so_max_abs_err"] = float(so_err[k].max())
     return res
 
 
@@ -341,9 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --json {args.json} is a folder; give a file path", file=sys.stderr)
         return 2
     res = run_all(quick=args.quick)
-    print(f"{'check':38s} {'value':>10s}")
+    print(f"{'check':46s} {'value':>10s}")
     for k, v in res.items():
-        print(f"{k:38s} {v:>10.5f}" if isinstance(v, float) else f"{k:38s} {str(v):>10s}")
+        print(f"{k:46s} {v:>10.5f}" if isinstance(v, float) else f"{k:46s} {str(v):>10s}")
     if args.json is not None:
         try:
             write_json_atomic(args.json, res)
