@@ -2,9 +2,10 @@
 
 Thin Hydra entry point around :func:`facerefl.tasks.evaluate.evaluate`; see
 ``conf/evaluate.yaml`` for the modes (``photos=DIR``, ``gather=DIR``, ablation sweeps).
-Exit status: 0 done; 2 bad input (one-line error on stderr). In a multirun a job that
-fails this way is reported the same way and the sweep goes on (the gathered table lists
-it as not run).
+Folder settings are taken verbatim (see :mod:`facerefl.tasks.cli`). Exit status: 0 done;
+2 bad input (one-line error on stderr); 130 / 143 interrupted. In a multirun a job that
+fails on bad input is reported the same way and the sweep goes on (the gathered table
+lists it as not run).
 """
 
 from __future__ import annotations
@@ -14,27 +15,27 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from facerefl.tasks.cli import EntrySpec, entry, run_job
+
+SPEC = EntrySpec("evaluate", path_keys=("photos", "gather", "output_dir", "weights", "testset"))
+
+
+def _evaluate(cfg: DictConfig) -> int:
+    from facerefl.tasks.evaluate import evaluate
+
+    evaluate(cfg)
+    return 0
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from facerefl.assets import AssetMissingError
-    from facerefl.errors import InputError
-    from facerefl.tasks.evaluate import evaluate
-
-    try:
-        evaluate(cfg)
-    except (InputError, AssetMissingError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        if not _in_multirun():
-            sys.exit(2)
+    run_job(cfg, _evaluate)
 
 
-def _in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+def run(argv: list[str] | None = None) -> int:
+    """The command on ``argv`` (default: the process's arguments); returns the exit status."""
+    return entry(main, SPEC, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

@@ -3,7 +3,8 @@
 Every file facerefl writes goes through :func:`atomic_write`: the content is written to a
 hidden temporary file in the destination folder and moved over the destination with
 ``os.replace``, so a reader sees either the old file or the complete new one, never a
-partial file, and an interrupted write leaves no stray temporary behind.
+partial file, and an interrupted write leaves no stray temporary behind. Published files
+get the mode a plain ``open()`` would give them (0666 less the umask).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facerefl.errors import InputError, OutputExistsError
+from facerefl.fsutil import publish_mode
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -32,11 +34,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     parent = path.parent
     if not parent.is_dir():
         raise InputError(f"cannot write {path}: folder {parent} does not exist; create it first")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        publish_mode(tmp)  # mkstemp creates 0600; published files honour the umask
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -11,12 +11,21 @@ Encodings used for the reflectance maps (see :mod:`facerefl.export.maps`):
 * 8-bit PNG: ``round(clip(x, 0, 1) * 255)``.
 * 16-bit PNG: ``round(clip(x, 0, 1) * 65535)``.
 * EXR: float32, values unclipped.
+
+Linear PNGs (``color="linear"``) carry chunks that say so, because a PNG without them is
+read as sRGB by every viewer: ``gAMA`` 1.0 (honoured by libpng-based readers, browsers,
+GIMP, ImageMagick, Pillow's ``info["gamma"]``) and, for colour images, ``cHRM`` with the
+sRGB/BT.709 primaries and ``cICP`` (BT.709 primaries, linear transfer, full range; PNG
+third edition, which newer readers prefer over ``gAMA``). No ICC profile: ``gAMA`` +
+``cICP`` describe the encoding completely and are what both old and new readers look at.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -71,27 +80,64 @@ def encode_png(hwc: np.ndarray) -> bytes:
     raise ValueError(f"PNG arrays must be uint8 or uint16, got {hwc.dtype}")
 
 
-def image_png_bytes(image: torch.Tensor | np.ndarray, bits: int = 8, srgb_encode: bool = False) -> bytes:
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+#: cHRM of the sRGB / BT.709 primaries and D65 white (x, y times 100000)
+_CHRM_BT709 = struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+
+
+def tag_png_linear(png: bytes) -> bytes:
+    """``png`` with colour chunks marking its samples as linear (see the module docstring)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    ihdr_end = 8 + 12 + struct.unpack(">I", png[8:12])[0]
+    colour_type = png[8 + 8 + 9]  # IHDR: width, height, bit depth, colour type
+    chunks = _chunk(b"gAMA", struct.pack(">I", 100000))
+    if colour_type in (2, 6):  # RGB, RGBA
+        chunks += _chunk(b"cHRM", _CHRM_BT709) + _chunk(b"cICP", bytes([1, 8, 0, 1]))
+    return png[:ihdr_end] + chunks + png[ihdr_end:]
+
+
+def png_chunks(png: bytes) -> dict[bytes, bytes]:
+    """``{chunk type: data}`` of a PNG stream (the first chunk of each type)."""
+    out: dict[bytes, bytes] = {}
+    pos = 8
+    while pos + 8 <= len(png):
+        n = struct.unpack(">I", png[pos:pos + 4])[0]
+        out.setdefault(png[pos + 4:pos + 8], png[pos + 8:pos + 8 + n])
+        pos += 12 + n
+    return out
+
+
+def image_png_bytes(image: torch.Tensor | np.ndarray, bits: int = 8, srgb_encode: bool = False,
+                    linear: bool = False) -> bytes:
     """PNG bytes of a ``[C, H, W]`` image with values in [0, 1] (clipped).
 
     Args:
         image: ``[C, H, W]``, C in (1, 3, 4); linear when ``srgb_encode`` else stored as is.
         bits: 8 or 16 bits per channel.
         srgb_encode: apply the sRGB transfer function to the colour channels (not alpha).
+        linear: tag the file as holding linear values (:func:`tag_png_linear`).
     """
+    if linear and srgb_encode:
+        raise ValueError("a PNG is either sRGB-encoded or tagged linear, not both")
     hwc = to_hwc(image)
     if srgb_encode:
         hwc = hwc.copy()
         ncol = 3 if hwc.shape[2] >= 3 else 1
         hwc[..., :ncol] = linear_to_srgb(torch.from_numpy(hwc[..., :ncol])).numpy()
-    return encode_png(quantize(hwc, bits))
+    png = encode_png(quantize(hwc, bits))
+    return tag_png_linear(png) if linear else png
 
 
 def save_png(
-    path: str | os.PathLike, image: torch.Tensor | np.ndarray, bits: int = 8, srgb_encode: bool = False
+    path: str | os.PathLike, image: torch.Tensor | np.ndarray, bits: int = 8, srgb_encode: bool = False,
+    linear: bool = False,
 ) -> Path:
     """Write ``image`` (``[C, H, W]`` in [0, 1]) as a PNG atomically; see :func:`image_png_bytes`."""
-    return atomic_write_bytes(path, image_png_bytes(image, bits=bits, srgb_encode=srgb_encode))
+    return atomic_write_bytes(path, image_png_bytes(image, bits=bits, srgb_encode=srgb_encode, linear=linear))
 
 
 def save_exr(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Path:

@@ -141,19 +141,45 @@ def mirror_ball(light: torch.Tensor | np.ndarray, size: int = 128) -> tuple[torc
     return torch.where(mask, rgb, 0.0).float(), mask
 
 
+def tone_map(rgb: torch.Tensor, mask: torch.Tensor, white: float = 2.0, percentile: float = 0.99) -> torch.Tensor:
+    """Expose and tone-map linear radiance for display.
+
+    The exposure puts the ``percentile`` of the brightest channel inside ``mask`` at 1,
+    then the extended Reinhard curve ``x (1 + x / white^2) / (1 + x)`` rolls the highlights
+    off, reaching 1 only at ``white`` (so at most ``1 - percentile`` of the pixels clip).
+    Negative radiance (an SH light rings below zero) shows as black.
+
+    Args:
+        rgb: ``[3, H, W]`` linear RGB.
+        mask: ``[H, W]`` bool, the pixels that set the exposure.
+
+    Returns:
+        ``[3, H, W]`` linear values in [0, 1] (encode as sRGB to view).
+    """
+    x = rgb.clamp_min(0.0)
+    peak = x.amax(0)[mask]
+    scale = 1.0 / max(float(torch.quantile(peak.double(), percentile)) if peak.numel() else 0.0, 1e-8)
+    x = x * scale
+    return (x * (1.0 + x / white**2) / (1.0 + x)).clamp(0.0, 1.0)
+
+
 def light_probe_image(
     light: torch.Tensor | np.ndarray, size: int = 128, background: float = 0.18
 ) -> torch.Tensor:
-    """Side-by-side preview ``[diffuse sphere | mirror ball]`` of ``light``.
+    """Side-by-side preview ``[diffuse sphere | mirror ball]`` of ``light``, tone-mapped.
 
-    No exposure is applied, so the probe is on the same scale as the rendered face.
+    Both spheres share one exposure (:func:`tone_map`, set by the mirror ball, which
+    shows the brightest radiance), so their relative brightness is kept; the absolute
+    values are in ``light.json``.
 
     Returns:
-        ``[3, S, 2S]`` float32 **linear** RGB (values may exceed 1; the PNG writer clips),
-        background ``background`` outside the discs.
+        ``[3, S, 2S]`` float32 linear RGB in [0, 1] (write it sRGB-encoded), background
+        ``background`` outside the discs.
     """
     diffuse, mask = diffuse_sphere(light, size)
     mirror, _ = mirror_ball(light, size)
     pair = torch.cat([diffuse, mirror], dim=2)
     masks = torch.cat([mask, mask], dim=1)
-    return torch.where(masks, pair, background)
+    exposure_mask = torch.cat([torch.zeros_like(mask), mask], dim=1)
+    mapped = tone_map(pair, exposure_mask)
+    return torch.where(masks, mapped, background)

@@ -4,10 +4,10 @@ Files and encodings (all row 0 = top of the texture, v = 0 at the bottom):
 
 ==========================  =========================================================
 ``albedo.png``              8-bit RGB, sRGB-encoded albedo
-``albedo_linear16.png``     16-bit RGB, linear albedo ``x * 65535``
+``albedo_linear16.png``     16-bit RGB, linear albedo ``x * 65535`` (tagged linear)
 ``albedo.exr``              float32 RGB, linear albedo
-``specular.png``            8-bit grey, linear specular intensity t_r ``x * 255``
-``specular_linear16.png``   16-bit grey, linear t_r ``x * 65535``
+``specular.png``            8-bit grey, linear specular intensity t_r ``x * 255`` (tagged linear)
+``specular_linear16.png``   16-bit grey, linear t_r ``x * 65535`` (tagged linear)
 ``specular.exr``            float32 Y, linear t_r
 ``normal.png``              8-bit RGB, tangent-space normal encoded ``(n + 1) / 2``
 ``normal16.png``            16-bit RGB, the same encoding
@@ -63,9 +63,9 @@ def save_reflectance_maps(out_dir: Path, maps: FaceMaps, exr: bool = True) -> li
     normal01 = encode_normal(maps.normal)
     written = [
         save_png(out_dir / "albedo.png", maps.albedo, bits=8, srgb_encode=True),
-        save_png(out_dir / "albedo_linear16.png", maps.albedo, bits=16),
-        save_png(out_dir / "specular.png", maps.specular, bits=8),
-        save_png(out_dir / "specular_linear16.png", maps.specular, bits=16),
+        save_png(out_dir / "albedo_linear16.png", maps.albedo, bits=16, linear=True),
+        save_png(out_dir / "specular.png", maps.specular, bits=8, linear=True),
+        save_png(out_dir / "specular_linear16.png", maps.specular, bits=16, linear=True),
         save_png(out_dir / "normal.png", normal01, bits=8),
         save_png(out_dir / "normal16.png", normal01, bits=16),
     ]

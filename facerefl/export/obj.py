@@ -4,9 +4,16 @@ The OBJ holds positions (``v``), texture coordinates (``vt``, v = 0 at the botto
 convention, so no flip), normals (``vn``) and triangles ``f a/a/a`` (1-based, shared
 indices). The MTL points at texture files written next to it (by
 :func:`facerefl.export.maps.save_reflectance_maps`): ``map_Kd`` the sRGB albedo,
-``map_Ks`` the linear specular intensity, and the tangent-space normal map as both
-``norm`` (PBR extension) and ``map_Bump`` (what Blender and others read as a normal map),
-plus ``Pr``/``Pm`` roughness and metalness from the PBR extension.
+``map_Ks`` the linear specular intensity, and the tangent-space normal map twice, in the
+two forms importers read as a normal map, plus ``Pr``/``Pm`` roughness and metalness from
+the PBR extension:
+
+* ``norm normal.png`` — three.js's MTLLoader makes it the material's ``normalMap``
+  (a ``map_Bump`` becomes a ``bumpMap``, a height field; when both are present three.js
+  shades with the normal map, its shader checks the normal map first);
+* ``map_Bump -bm 1 normal.png`` — Blender's importer wires ``map_Bump`` through a Normal
+  Map node whose strength is the ``-bm`` value (Blender's exporter writes the node's
+  strength there); without ``-bm`` the strength comes out 0 and the map does nothing.
 """
 
 from __future__ import annotations
@@ -70,7 +77,7 @@ def mtl_text(
             raise ValueError(f"texture file names must be relative and without spaces, got {name!r}")
     return (
         "# facerefl face material: map_Kd sRGB albedo, map_Ks linear specular intensity,\n"
-        "# norm/map_Bump tangent-space normal map encoded (n + 1) / 2, green up\n"
+        "# norm / map_Bump -bm 1: tangent-space normal map encoded (n + 1) / 2, green up\n"
         f"newmtl {material}\n"
         "Ka 0 0 0\n"
         "Kd 1 1 1\n"
@@ -83,7 +90,7 @@ def mtl_text(
         f"map_Kd {textures.albedo}\n"
         f"map_Ks {textures.specular}\n"
         f"norm {textures.normal}\n"
-        f"map_Bump {textures.normal}\n"
+        f"map_Bump -bm 1 {textures.normal}\n"
     )
 
 

@@ -6,8 +6,9 @@ Files written into ``out_dir`` (all atomically; see the writer modules for encod
 * reflectance maps — ``albedo.png`` (sRGB 8-bit), ``albedo_linear16.png``, ``albedo.exr``,
   ``specular.png`` / ``specular_linear16.png`` / ``specular.exr`` (linear),
   ``normal.png`` / ``normal16.png`` (``(n + 1) / 2``), ``normal.exr`` (raw), and when the
-  baked occlusion is given ``ao.png`` (linear 8-bit);
-* lighting — ``light.json`` (27 SH coefficients + convention), ``light_probe.png``;
+  baked occlusion is given ``ao.png`` (linear 8-bit); linear PNGs are tagged as linear;
+* lighting — ``light.json`` (27 SH coefficients + convention), ``light_probe.png``
+  (tone-mapped preview);
 * reconstruction — ``reconstruction.png`` (sRGB rendering, alpha = face mask),
   ``composite.png`` (rendering over the photo), ``side_by_side.png``
   (photo | composite | 4 x abs difference);
@@ -201,6 +202,49 @@ def _fmt_rows(values: Mapping[str, float | str]) -> tuple[tuple[str, float | str
     return tuple((str(k), json_scalar(v)) for k, v in values.items())
 
 
+#: report labels of the fitting metrics, in table order (others follow under their own key)
+_METRIC_LABELS = {
+    "psnr_initial": "PSNR, encoders only (dB, face region)",
+    "psnr_latent": "PSNR after the latent fit (dB)",
+    "psnr_final": "PSNR, final (dB)",
+    "psnr_gain": "PSNR gain, final - encoders (dB)",
+    "ssim_initial": "SSIM, encoders only",
+    "ssim_latent": "SSIM after the latent fit",
+    "ssim_final": "SSIM, final",
+    "iterations": "latent iterations",
+    "refine_iterations": "albedo-refinement iterations",
+    "best_iteration": "state kept",
+    "loss_initial": "loss, encoders only",
+    "loss_final": "loss of the state kept",
+    "ms_per_iteration": "ms per latent iteration",
+    "face_pixels": "face pixels fitted",
+}
+
+
+def _best_step(m: Mapping[str, float | str]) -> str:
+    """Where the kept state lies: ``best_iteration`` counts the latent steps (0 = the
+    encoders' start) and then the refinement steps in one sequence."""
+    best, latent = int(m["best_iteration"]), int(m.get("iterations", 0))
+    if best <= latent:
+        return f"latent step {best} of {latent}"
+    return f"refinement step {best - latent} of {int(m.get('refine_iterations', 0))}"
+
+
+def metric_rows(metrics: Mapping[str, float | str]) -> tuple[tuple[str, float | str | None], ...]:
+    """The report's metrics table: labelled rows, one PSNR per phase (the per-pixel
+    variants ``psnr_*_pixels`` measure the same fit on the loss pixels only and stay in
+    ``metrics.json``), and the kept state named by phase instead of a bare index."""
+    rows = []
+    for key, label in _METRIC_LABELS.items():
+        if key not in metrics:
+            continue
+        value = _best_step(metrics) if key == "best_iteration" else json_scalar(metrics[key])
+        rows.append((label, value))
+    rows += [(str(k), json_scalar(v)) for k, v in metrics.items()
+             if k not in _METRIC_LABELS and not str(k).endswith("_pixels")]
+    return tuple(rows)
+
+
 def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str, View]],
                      opts: ExportOptions) -> list[Section]:
     def pic(name: str, title: str, caption: str = "", width: int = 0) -> Picture:
@@ -237,7 +281,9 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
             "Lighting",
             text="Order-2 SH incident radiance, linear RGB, camera frame "
             "(+x right, +y up, +z towards the viewer). "
-            "Probe: a white Lambertian sphere and a mirror ball, no exposure adjustment.",
+            "Probe: a white Lambertian sphere and a mirror ball, exposed so the brightest "
+            "1 % of the mirror ball reaches the shoulder of a Reinhard tone curve "
+            "(light.json holds the values).",
             pictures=(pic("light_probe.png", "light probe", "diffuse sphere | mirror ball"),),
             tables=(Table(("", "Y00", "Y1-1", "Y10", "Y11", "Y2-2", "Y2-1", "Y20", "Y21", "Y22"), light_rows),),
         ),
@@ -248,7 +294,7 @@ def _report_sections(out_dir: Path, out: FitOutputs, relit: list[tuple[str, str,
                                 pictures=tuple(pic(f, f.removesuffix(".png"), c) for f, c, _ in relit)))
     if out.loss_history:
         sections.append(Section("Optimisation", pictures=(pic("loss.png", "loss against iteration"),)))
-    sections.append(Section("Metrics", tables=(Table(("metric", "value"), _fmt_rows(out.metrics)),)))
+    sections.append(Section("Metrics", tables=(Table(("metric", "value"), metric_rows(out.metrics)),)))
     sections.append(Section("Timings", tables=(Table(("stage", "seconds"), _fmt_rows(out.timings)),)))
     return sections
 
@@ -260,7 +306,7 @@ def _write_inputs_maps_light(out: FitOutputs, out_dir: Path, options: ExportOpti
         written.append(save_png(out_dir / "texture.png", out.texture))
     written += save_reflectance_maps(out_dir, out.face.maps, exr=options.exr)
     if out.face.ao is not None:
-        written.append(save_png(out_dir / "ao.png", out.face.ao))
+        written.append(save_png(out_dir / "ao.png", out.face.ao, linear=True))
     written.append(save_light_json(out_dir / "light.json", out.light))
     probe = light_probe_image(out.light, options.probe_size)
     written.append(save_png(out_dir / "light_probe.png", probe, srgb_encode=True))

@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -62,12 +63,15 @@ def json_scalar(v: float | int | str | None) -> float | str | None:
 
 
 def metrics_document(
-    metrics: Mapping[str, float | str], timings: Mapping[str, float], losses: Sequence[float] = ()
+    metrics: Mapping[str, float | str], timings: Mapping[str, float], losses: Sequence[float] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> dict:
     """JSON-ready ``{"metrics", "timings_s", "loss": {...}}``; non-finite numbers become null,
-    text values (e.g. a device name) are kept."""
+    text values (e.g. a device name) are kept. ``extra`` adds top-level sections (the
+    run's resolved ``config`` and package ``versions``)."""
     finite = [float(v) for v in losses if math.isfinite(float(v))]
     return {
+        **dict(extra or {}),
         "metrics": {str(k): json_scalar(v) for k, v in metrics.items()},
         "timings_s": {str(k): json_scalar(v) for k, v in timings.items()},
         "loss": {
@@ -84,6 +88,7 @@ def save_metrics_json(
     metrics: Mapping[str, float],
     timings: Mapping[str, float],
     losses: Sequence[float] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``metrics.json`` (see :func:`metrics_document`) atomically."""
-    return atomic_write_json(path, metrics_document(metrics, timings, losses))
+    return atomic_write_json(path, metrics_document(metrics, timings, losses, extra))

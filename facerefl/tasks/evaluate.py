@@ -189,13 +189,12 @@ def figure7_markdown(s: dict) -> str:
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 
 
-def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    """Real-photo mode: success rate, face PSNR/SSIM, LPIPS, time, contact sheet. Files
-    without an image suffix are skipped (listed in ``photos.json``); an image file the
-    pipeline cannot fit (unreadable, no face) counts as a failure."""
-    from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
-    from facerefl.eval.plots import save_grid
-    from facerefl.models.components.perceptual import load_lpips
+def photo_files(cfg: DictConfig) -> tuple[list[Path], list[str]]:
+    """The image files of ``cfg.photos`` and the names of the other files (skipped).
+
+    Raises:
+        InputError: the folder is missing or holds no image file.
+    """
     from facerefl.tasks.optimize import resolve_inputs
 
     files, _ = resolve_inputs(str(cfg.photos))
@@ -203,6 +202,17 @@ def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
     skipped = [p.name for p in files if p.suffix.lower() not in PHOTO_SUFFIXES]
     if not paths:
         raise InputError(f"{cfg.photos} holds no image files ({', '.join(sorted(PHOTO_SUFFIXES))})")
+    return paths, skipped
+
+
+def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Real-photo mode: success rate, face PSNR/SSIM, LPIPS, time, contact sheet. Files
+    without an image suffix are skipped (listed in ``photos.json``); an image file the
+    pipeline cannot fit (unreadable, no face) counts as a failure."""
+    from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
+    from facerefl.eval.plots import save_grid
+    from facerefl.models.components.perceptual import load_lpips
+    paths, skipped = photo_files(cfg)
     nets = load_eval_networks(cfg)
     settings, geometry = _settings(cfg)
     lpips = load_lpips("vgg")
@@ -243,6 +253,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(str(cfg.output_dir))
     if out.exists() and not out.is_dir():
         raise InputError(f"output_dir {out} is not a folder; choose another path")
+    if cfg.get("photos"):
+        photo_files(cfg)  # a missing or empty folder fails before the output folder is made
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("photos"):
         return run_photos(cfg, out)

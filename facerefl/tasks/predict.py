@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
-from facerefl.tasks.optimize import PhotoReport, _output_dir, environments, fit_one, load_networks
+from facerefl.tasks.optimize import PhotoReport, environments, fit_one, load_networks, output_dirs
 
 __all__ = ["PhotoList", "PhotoFitModule", "predict_photos"]
 
@@ -46,10 +46,10 @@ class PhotoFitModule(pl.LightningModule):
     The networks are loaded in :meth:`setup`, on the rank's own device.
     """
 
-    def __init__(self, cfg: DictConfig, from_folder: bool) -> None:
+    def __init__(self, cfg: DictConfig, out_dirs: dict[str, Path]) -> None:
         super().__init__()
         self.cfg = cfg
-        self.from_folder = from_folder
+        self.out_dirs = out_dirs
         self.nets = None
         self.envs: dict[str, torch.Tensor] = {}
 
@@ -61,8 +61,7 @@ class PhotoFitModule(pl.LightningModule):
         rows = []
         with torch.enable_grad():
             for image in batch:
-                p = Path(image)
-                row = fit_one(p, _output_dir(self.cfg, p, self.from_folder), self.cfg, self.nets, self.envs)
+                row = fit_one(Path(image), self.out_dirs[image], self.cfg, self.nets, self.envs)
                 rows.append(row.__dict__)
         return rows
 
@@ -76,7 +75,7 @@ def predict_photos(cfg: DictConfig, images: list[Path], from_folder: bool) -> li
         enable_model_summary=False,
     )
     loader = DataLoader(PhotoList(images), batch_size=1, shuffle=False, collate_fn=_collate)
-    out = trainer.predict(PhotoFitModule(cfg, from_folder), dataloaders=loader)
+    out = trainer.predict(PhotoFitModule(cfg, output_dirs(cfg, images, from_folder)), dataloaders=loader)
     rows = [PhotoReport(**r) for batch in (out or []) for r in batch]
     if trainer.world_size > 1:
         gathered: list = [None] * trainer.world_size
