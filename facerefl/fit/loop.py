@@ -89,10 +89,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
+from facerefl.fit.delight import DelightSettings, delight
 from facerefl.models.networks import LatentCode, ReflectanceMaps, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.color import linear_to_srgb
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_prepared
+from facerefl.render.texture import sample_texture
 
 __all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "refine_albedo", "render_maps",
            "masked_psnr", "decode_maps", "skin_mean", "gauge_albedo"]
@@ -127,6 +129,9 @@ class FitSettings:
         refine_lr, refine_weight, refine_size: that phase's step, penalty and texel grid.
         refine_light_lr: Adam step for the SH lighting during that phase (0 keeps the
             latent phase's light fixed).
+        delight: beyond the paper (None = off): after the latent phase (and the gauge),
+            take the photo's own albedo detail and the eyes', brows' and mouth's colours
+            without its lighting (:mod:`facerefl.fit.delight`). Replaces the refinement.
         albedo_gauge: beyond the paper (False = the paper's output as fitted): rescale
             the fitted albedo per channel so its mean over the valid skin of T is the
             encoders', dividing the light by the same factors (:func:`gauge_albedo`;
@@ -150,6 +155,7 @@ class FitSettings:
     refine_size: int = 256
     refine_light_lr: float = 0.01
     albedo_gauge: bool = False
+    delight: DelightSettings | None = None
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -215,6 +221,11 @@ class FitResult:
             from the albedo refinement phase).
         latent_best_loss: the best loss of the latent phase alone.
         latent_maps: the latent phase's best maps (gauged when the gauge was applied).
+        shading: ``[1, 3, S, S]`` the delighting's multiplicative shading residual (linear;
+            applied to the diffuse term of the reconstruction only), or None.
+        delight_seconds: time the delighting took (part of ``seconds``).
+        out_of_range: fraction of valid skin texels outside the skin range before the
+            delighting's projection, or None without delighting.
         gauge_scale: ``[1, 3]`` the factors :func:`gauge_albedo` applied to the albedo
             channels (the light was divided by them); None when no gauge was applied.
             ``losses`` are those of the optimization, before the gauge.
@@ -237,6 +248,9 @@ class FitResult:
     latent_best_loss: float = math.nan
     latent_maps: ReflectanceMaps | None = None
     gauge_scale: Tensor | None = None
+    shading: Tensor | None = None
+    delight_seconds: float = 0.0
+    out_of_range: float | None = None
 
     @property
     def initial_loss(self) -> float:
@@ -248,12 +262,17 @@ class FitResult:
 
 
 def render_maps(problem: FitProblem, maps: ReflectanceMaps, light: Tensor,
-                settings: FitSettings) -> Tensor:
-    """Shade ``maps`` under ``light`` at the problem's pixels → ``[1, P, 3]`` sRGB in [0, 1]."""
+                settings: FitSettings, shading: Tensor | None = None) -> Tensor:
+    """Shade ``maps`` under ``light`` at the problem's pixels → ``[1, P, 3]`` sRGB in [0, 1].
+
+    ``shading`` ``[1, 3, S, S]`` (optional, linear UV map) multiplies the diffuse term: the
+    delighting's shading residual (:mod:`facerefl.fit.delight`)."""
     out = shade_prepared(problem.prepared, maps.albedo, maps.specular, light, maps.normal,
                          roughness=settings.roughness, spec_model=settings.spec_model,
                          to_image=False)
-    return linear_to_srgb(out.rgb)
+    if shading is None:
+        return linear_to_srgb(out.rgb)
+    return linear_to_srgb(out.diffuse * sample_texture(shading, problem.prepared.uv) + out.specular)
 
 
 def decode_maps(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor,
@@ -422,7 +441,7 @@ def fit_latents(
     latent_best = losses[best_idx] if losses else math.nan
     latent_maps = maps_b
     light_b, gauge, refined = zb["light"], None, False
-    if settings.refine_iterations > 0 and losses:
+    if settings.refine_iterations > 0 and losses and settings.delight is None:
         maps_r, light_r, extra, best_extra = refine_albedo(problem, maps_b, light_b, settings,
                                                            on_step, start=len(losses))
         if best_extra is not None and extra[best_extra] < losses[best_idx]:
@@ -433,6 +452,14 @@ def fit_latents(
         target = skin_mean(initial_maps.albedo, problem.texture)
         maps_b, light_b, gauge = gauge_albedo(maps_b, light_b, target, problem.texture)
         latent_maps = maps_b
+    shading, out_of_range, t_delight = None, None, 0.0
+    if settings.delight is not None and losses:
+        t1 = time.perf_counter()
+        d = delight(problem.prepared, problem.target, maps_b, light_b, settings.roughness,
+                    settings.spec_model, settings.delight, valid_skin=problem.texture[:, 3:4],
+                    size=max(maps_b.albedo.shape[-1], problem.texture.shape[-1]))
+        maps_b, shading, out_of_range = d.maps, d.shading, d.out_of_range
+        t_delight = time.perf_counter() - t1
     seconds = time.perf_counter() - t0
     steps = max(len(losses) - 1, 1)
     return FitResult(
@@ -453,6 +480,9 @@ def fit_latents(
         latent_best_loss=latent_best,
         latent_maps=latent_maps,
         gauge_scale=gauge,
+        shading=shading,
+        delight_seconds=t_delight,
+        out_of_range=out_of_range,
     )
 
 

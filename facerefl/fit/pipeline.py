@@ -103,7 +103,7 @@ def fit_geometry(
     t_prep = time.perf_counter() - t0
     result = fit_latents(nets, problem, settings, on_step=on_step)
     with torch.no_grad():
-        final = render_maps(problem, result.maps, result.light, settings)
+        final = render_maps(problem, result.maps, result.light, settings, result.shading)
         first = render_maps(problem, result.initial_maps, result.initial_light, settings)
     face = _to_image(problem, problem.weight)
     cover = _to_image(problem, (problem.prepared.index < problem.prepared.height * problem.prepared.width)
@@ -116,7 +116,7 @@ def fit_geometry(
         metrics[f"psnr_{name}"] = m["psnr"]
         metrics[f"ssim_{name}"] = m["ssim"]
         metrics[f"psnr_{name}_pixels"] = masked_psnr(pred, problem.target, problem.weight)
-    if result.latent_maps is not None and result.latent_steps < len(result.losses):
+    if result.latent_maps is not None and result.latent_maps is not result.maps:
         with torch.no_grad():
             lat = render_maps(problem, result.latent_maps, result.light, settings)
         comp = photo * (1 - cover) + _to_image(problem, lat) * cover
@@ -124,6 +124,8 @@ def fit_geometry(
         metrics["psnr_latent"] = m["psnr"]
         metrics["ssim_latent"] = m["ssim"]
         metrics["refine_iterations"] = float(len(result.losses) - result.latent_steps)
+    if result.out_of_range is not None:
+        metrics["skin_out_of_range"] = result.out_of_range
     metrics["psnr_gain"] = metrics["psnr_final"] - metrics["psnr_initial"]
     metrics["iterations"] = float(result.latent_steps - 1)
     metrics["best_iteration"] = float(result.best_iteration)

@@ -1,0 +1,331 @@
+"""Delighting: the photo's own albedo detail without the photo's lighting (beyond the paper).
+
+The latent phase (equation 1) gives maps the networks can draw and an SH light. A photo
+holds albedo detail finer than the networks draw (pores, moles, stubble, the eyes' and
+teeth's own colours), and shading the SH light and the baked occlusion cannot express
+(hard cast shadows, a light's high orders). The old per-texel refinement fitted an albedo
+residual to the photo and so put both into the albedo. Here the two are told apart by
+their spatial scale, in closed form, with no optimizer:
+
+1. Every covered pixel ``p`` is shaded under the fitted light with albedo 1, giving its
+   irradiance factor ``E_p`` (diffuse, occlusion included) and specular ``S_p``; its
+   *observed albedo* is ``a_p = (photo_p − S_p) / E_p`` (linear RGB).
+2. ``r_p = log a_p − log P(uv_p)`` is how far the photo departs from the prior ``P``: the
+   latent albedo over the skin smoothed at the shading scale (the networks' drawn eyes,
+   brows and mouth do not survive the smoothing). It is splatted to UV with a confidence weight ``w_p`` (below) and spread by
+   normalized convolution at two scales: ``r_d`` (about a texel: the detail) and
+   ``r_s`` (``shading_sigma`` of the map side, over the skin texels only: the shading
+   residual). ``r_s`` is what varies slowly over the face, so it is what the light
+   model missed; it goes into a separate *shading residual* map, never into the albedo.
+3. The albedo is ``P · exp(r_d − r_s)``. On skin the detail ``r_d − r_s`` is softly
+   limited (``detail_limit`` in log units) so that a shadow edge sharper than ``r_s``
+   can leave at most a faint trace. On the non-skin regions of the layout (eyes, brows,
+   inner mouth) it is not limited: there the albedo is the photo's own, delit by ``E`` and
+   by the shading residual the surrounding skin shows, so the networks' drawn features
+   never appear where the photo shows the real ones.
+4. Texels the photo sees poorly (grazing, hidden, dim, clipped) take the detail of the
+   mirrored texel (the layout is left–right symmetric) in proportion to that texel's
+   confidence, and the rest from ``P``.
+5. Skin texels are projected into the skin-reflectance range (:data:`SKIN_RANGE`).
+
+The reconstruction is ``A · E · Σ + S`` with the shading residual ``Σ``: ``exp(r_s)``
+times, where the photo saw the texel, whatever the albedo was not allowed to take (detail
+beyond the limit, what the skin-range projection removed). It restores what the light
+model missed, so the rendering still matches the photo, while the relit renders use the
+albedo alone. Weights ``w_p``: the view cosine (ramp from the unwrap's grazing cut-off),
+the irradiance relative to the face's median (never divide by a near-zero ``E``) and
+unclipped photo values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from facerefl.errors import InputError
+from facerefl.geometry.template import skin_uv_mask, load_template, uv_coverage_mask
+from facerefl.models.networks import ReflectanceMaps
+from facerefl.render.color import srgb_to_linear
+from facerefl.render.shading import PreparedGBuffer, shade_prepared
+
+__all__ = ["DelightSettings", "Delit", "SkinRange", "SKIN_RANGE", "delight", "splat_to_uv",
+           "normalized_blur", "skin_range_violations", "project_to_skin"]
+
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+@dataclass(frozen=True)
+class SkinRange:
+    """A box of plausible skin albedos (linear RGB), in luminance and log colour ratios.
+
+    A texel is inside when ``lum_min <= Y <= lum_max``, ``gr_min <= G/R <= gr_max`` and
+    ``bg_min <= B/G <= bg_max``. The default box spans the two-chromophore skin model of
+    :mod:`facerefl.data.skin` over melanin depth 0–1.6 and blood depth 0–2 (very light to
+    dark skin, pale to flushed), widened by 15 % on each ratio for lips, freckles and
+    make-up: magenta (B > G) and green (G > R) texels fall outside it.
+    """
+
+    lum_min: float = 0.008
+    lum_max: float = 0.80
+    gr_min: float = 0.30
+    gr_max: float = 1.0
+    bg_min: float = 0.40
+    bg_max: float = 1.05
+
+
+SKIN_RANGE = SkinRange()
+
+
+@dataclass(frozen=True)
+class DelightSettings:
+    """Settings of :func:`delight`.
+
+    Attributes:
+        shading_sigma: std-dev of the shading residual's Gaussian, as a fraction of the
+            albedo map's side (1/40 ≈ 6 texels at 256²).
+        detail_limit: soft limit (log units, ``lim · tanh(d / lim)``) of the skin detail.
+        min_irradiance: relative irradiance (to the face's median) below which a pixel
+            carries no weight; full weight from three times this value.
+        min_cos, full_cos: view-cosine ramp of the weights.
+        mirror: borrow the mirrored texel's detail where a texel is seen poorly.
+        skin_range: project skin texels into :data:`SKIN_RANGE`.
+    """
+
+    shading_sigma: float = 1.0 / 40.0
+    detail_limit: float = 0.4
+    min_irradiance: float = 0.12
+    min_cos: float = 0.15
+    full_cos: float = 0.45
+    mirror: bool = True
+    skin_range: bool = True
+
+    @classmethod
+    def from_config(cls, cfg) -> "DelightSettings | None":
+        """From a mapping ``{enabled, <field>: value, ...}`` (Hydra's ``fit.delight``);
+        None when it is missing or ``enabled`` is false. Unknown keys are an error."""
+        if cfg is None:
+            return None
+        items = dict(cfg)
+        if not items.pop("enabled", True):
+            return None
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(items) - names)
+        if unknown:
+            raise InputError(f"unknown fit.delight keys {unknown}; known: {sorted(names | {'enabled'})}")
+        kinds = {"mirror": bool, "skin_range": bool}
+        return cls(**{k: kinds.get(k, float)(v) for k, v in items.items()})
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.shading_sigma <= 0.5:
+            raise InputError(f"fit.delight.shading_sigma must be in (0, 0.5], got {self.shading_sigma}")
+        if not self.detail_limit > 0:
+            raise InputError(f"fit.delight.detail_limit must be > 0, got {self.detail_limit}")
+        if not 0.0 <= self.min_cos < self.full_cos <= 1.0:
+            raise InputError("fit.delight needs 0 <= min_cos < full_cos <= 1")
+
+
+@dataclass(frozen=True)
+class Delit:
+    """Result of :func:`delight` (UV, NCHW, ``S × S`` = the albedo's grid).
+
+    Attributes:
+        maps: the latent phase's maps with the albedo ``[1, 3, S, S]`` (linear) replaced.
+        shading: ``[1, 3, S, S]`` multiplicative shading residual (linear, 1 = none) that
+            the reconstruction applies to the diffuse term; not part of the reflectance.
+        confidence: ``[1, 1, S, S]`` in [0, 1]: how well the photo saw each texel.
+        out_of_range: fraction of the valid skin texels outside the skin range *before*
+            the projection (0 when there are none).
+    """
+
+    maps: ReflectanceMaps
+    shading: Tensor
+    confidence: Tensor
+    out_of_range: float
+
+
+def _smoothstep(x: Tensor, lo: float, hi: float) -> Tensor:
+    t = ((x - lo) / max(hi - lo, 1e-8)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _luma(x: Tensor, dim: int) -> Tensor:
+    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+    shape = [1] * x.dim()
+    shape[dim] = 3
+    return (x * w.view(shape)).sum(dim, keepdim=True)
+
+
+def splat_to_uv(uv: Tensor, values: Tensor, weight: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Bilinear splat of weighted per-pixel values onto a UV grid.
+
+    Args:
+        uv: ``[P, 2]`` texture coordinates (u right, v up; texel centres as in
+            :func:`~facerefl.render.texture.sample_texture`).
+        values: ``[P, C]``; weight: ``[P]`` (≥ 0).
+        size: grid side S.
+
+    Returns:
+        ``(Σ w·v [C, S, S], Σ w [1, S, S])`` (row 0 at v = 1).
+    """
+    x = uv[:, 0] * size - 0.5
+    y = (1.0 - uv[:, 1]) * size - 0.5
+    x0, y0 = torch.floor(x), torch.floor(y)
+    num = values.new_zeros(values.shape[1], size * size)
+    den = values.new_zeros(1, size * size)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            wt = weight * (1 - (x - xi).abs()) * (1 - (y - yi).abs())
+            ok = (xi >= 0) & (xi < size) & (yi >= 0) & (yi < size) & (wt > 0)
+            idx = (yi[ok] * size + xi[ok]).long()
+            num.index_add_(1, idx, (values[ok] * wt[ok, None]).T)
+            den.index_add_(1, idx, wt[ok][None])
+    return num.view(-1, size, size), den.view(1, size, size)
+
+
+def _gauss(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of ``[C, S, S]`` with zero padding."""
+    if sigma <= 0:
+        return x
+    r = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[0]
+    y = F.conv2d(x[:, None], k.view(1, 1, 1, -1), padding=(0, r))
+    y = F.conv2d(y, k.view(1, 1, -1, 1), padding=(r, 0))
+    return y[:, 0].view(c, *x.shape[1:])
+
+
+def normalized_blur(num: Tensor, den: Tensor, sigma: float, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """Normalized convolution: ``(G*num / G*den, G*den)`` for ``num [C, S, S]``, ``den [1, S, S]``;
+    the ratio is 0 where ``G*den < eps``."""
+    n, d = _gauss(num, sigma), _gauss(den, sigma)
+    return torch.where(d > eps, n / d.clamp_min(eps), torch.zeros_like(n)), d
+
+
+def skin_range_violations(albedo: Tensor, mask: Tensor, rng: SkinRange = SKIN_RANGE) -> Tensor:
+    """``[1, 1, S, S]`` bool: texels of ``mask`` whose albedo ``[1, 3, S, S]`` (linear) lies
+    outside ``rng``."""
+    r, g, b = albedo[:, 0:1], albedo[:, 1:2], albedo[:, 2:3]
+    y = _luma(albedo, 1)
+    gr = g / r.clamp_min(1e-6)
+    bg = b / g.clamp_min(1e-6)
+    bad = ((y < rng.lum_min) | (y > rng.lum_max) | (gr < rng.gr_min) | (gr > rng.gr_max)
+           | (bg < rng.bg_min) | (bg > rng.bg_max))
+    return bad & (mask > 0.5)
+
+
+def project_to_skin(albedo: Tensor, rng: SkinRange = SKIN_RANGE) -> Tensor:
+    """Clamp an albedo ``[1, 3, S, S]`` (linear) into ``rng``: the colour ratios are clamped
+    first (keeping R), then the luminance is scaled into its range."""
+    r = albedo[:, 0:1].clamp_min(1e-4)
+    g = r * (albedo[:, 1:2] / r).clamp(rng.gr_min, rng.gr_max)
+    b = g * (albedo[:, 2:3] / g.clamp_min(1e-6)).clamp(rng.bg_min, rng.bg_max)
+    out = torch.cat([r, g, b], 1)
+    y = _luma(out, 1)
+    scale = y.clamp(rng.lum_min, rng.lum_max) / y.clamp_min(1e-8)
+    return (out * scale).clamp(0, 1)
+
+
+def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor]:
+    """``(skin, covered)`` ``[1, 1, S, S]`` masks of the template's UV layout."""
+    skin = torch.from_numpy(skin_uv_mask(None, size).astype(np.float32))
+    covered = torch.from_numpy(uv_coverage_mask(load_template(), size).astype(np.float32))
+    return (skin.to(device, dtype)[None, None], covered.to(device, dtype)[None, None])
+
+
+def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, light: Tensor,
+            roughness: float, spec_model: str, settings: DelightSettings = DelightSettings(),
+            valid_skin: Tensor | None = None, size: int | None = None) -> Delit:
+    """Split the photo's departure from a smooth skin prior into albedo detail and shading.
+
+    Args:
+        prep: the photo's prepared G-buffer (``P`` covered pixels).
+        target_srgb: ``[1, P, 3]`` the photo at those pixels, sRGB in [0, 1].
+        maps: the latent phase's maps (albedo ``[1, 3, Sa, Sa]`` linear in [0, 1]).
+        light: ``[1, 3, 9]`` SH radiance (linear, camera frame) the maps were fitted with.
+        roughness, spec_model: the renderer's settings used in the fit.
+        settings: :class:`DelightSettings`.
+        valid_skin: ``[1, 1, Ht, Wt]`` T's valid-skin mask, for the out-of-range count
+            (default: the layout's skin region).
+        size: side S of the delit albedo (default ``Sa``).
+
+    Returns:
+        :class:`Delit`.
+    """
+    if prep.index.shape[0] != 1:
+        raise ValueError(f"delight works on one photo, got a batch of {prep.index.shape[0]}")
+    size = int(size or maps.albedo.shape[-1])
+    dtype, dev = maps.albedo.dtype, maps.albedo.device
+    with torch.no_grad():
+        skin, layout = (m[0] for m in _layout_masks(size, dev, dtype))
+        sigma_s = settings.shading_sigma * size
+        # the prior: the latent albedo over the skin, smoothed at the shading scale (the
+        # networks' drawn eyes, brows and mouth do not survive it; their mean does)
+        a0 = F.interpolate(maps.albedo, size=(size, size), mode="bilinear", align_corners=False)[0]
+        log_prior, _ = normalized_blur(torch.log(a0.clamp_min(1e-3)) * skin, skin, sigma_s)
+        log_prior = torch.where(log_prior == 0, torch.log(a0.clamp_min(1e-3)), log_prior)
+
+        ones = torch.ones(1, 3, 2, 2, dtype=dtype, device=dev)
+        sh = shade_prepared(prep, ones, maps.specular, light, maps.normal, roughness=roughness,
+                            spec_model=spec_model, to_image=False)
+        irr, spec = sh.diffuse[0], sh.specular[0]  # [P, 3]
+        obs = srgb_to_linear(target_srgb[0])
+        covered = prep.index[0] < prep.height * prep.width
+        irr_l = _luma(irr, 1)[:, 0]
+        med = irr_l[covered].median().clamp_min(1e-6) if bool(covered.any()) else irr_l.new_tensor(1.0)
+        cos = (prep.normal[0] * prep.view_dir[0]).sum(0)
+        w = (_smoothstep(cos, settings.min_cos, settings.full_cos)
+             * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance)
+             * (target_srgb[0].amax(1) < 0.985).to(dtype) * covered.to(dtype))
+        a = (obs - spec).clamp_min(1e-3) / irr.clamp_min(1e-4)
+        uv = prep.uv[0]
+        grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(dtype)
+        prior_p = F.grid_sample(log_prior[None], grid, mode="bilinear", padding_mode="border",
+                                align_corners=False)[0, :, 0].T
+        r = torch.log(a.clamp(1e-3, 4.0)) - prior_p
+        num, den = splat_to_uv(uv, r, w, size)
+
+        # detail scale: about one texel when the photo samples the layout at least once per
+        # texel, wider when it is coarser (normalized convolution fills the gaps)
+        px_per_texel = float(w.sum()) / max(float((layout > 0.5).sum()), 1.0)
+        sigma_d = 0.7 / math.sqrt(min(max(4 * px_per_texel, 0.05), 1.0))
+        r_d, den_d = normalized_blur(num, den, sigma_d)
+        r_s, den_s = normalized_blur(num * skin, den * skin, sigma_s)
+        # confidence: the local weight density against that of a typical seen texel
+        seen = (den_d > 1e-3) & (layout > 0.5)
+        typical = float(den_d[seen].median()) if bool(seen.any()) else 1.0
+        conf = (den_d / max(0.3 * typical, 1e-6)).clamp(0, 1) * layout
+        detail = r_d - r_s
+        lim = settings.detail_limit
+        detail = torch.where(skin > 0.5, lim * torch.tanh(detail / lim), detail.clamp(-3.0, 3.0))
+        conf_self = conf
+        if settings.mirror:
+            m_conf = conf.flip(-1)
+            detail = conf * detail + (1 - conf) * m_conf * detail.flip(-1)
+            conf = conf + (1 - conf) * m_conf
+        else:
+            detail = conf * detail
+        albedo = torch.exp(log_prior + detail).clamp(0, 1)[None]
+        valid = skin[None] if valid_skin is None else (
+            F.interpolate(valid_skin, size=(size, size), mode="nearest") * skin[None])
+        bad_before = 0.0
+        if float(valid.sum()) > 0:
+            bad_before = float(skin_range_violations(albedo, valid).sum() / (valid > 0.5).sum())
+        if settings.skin_range:
+            albedo = torch.where(skin[None] > 0.5, project_to_skin(albedo), albedo.clamp(0.003, 0.95))
+        # shading residual: where the photo saw the texel, all that the albedo does not
+        # explain (the slow part r_s, detail beyond the limit, what the range projection
+        # and the clamp removed); elsewhere r_s, fading to none away from seen skin
+        reach = (den_s / den_s.amax().clamp_min(1e-8)).clamp(0, 1).sqrt()
+        seen_log = log_prior + r_d - torch.log(albedo[0].clamp_min(1e-3))
+        shading_log = conf_self * seen_log + (1 - conf_self) * r_s * reach
+        shading = torch.exp(shading_log.clamp(-4.0, 2.0))[None]
+    out = ReflectanceMaps(albedo.to(dtype), maps.specular, maps.normal)
+    return Delit(out, shading, conf[None], bad_before)
