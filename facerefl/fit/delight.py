@@ -117,8 +117,14 @@ class DelightSettings:
         unknown = sorted(set(items) - names)
         if unknown:
             raise InputError(f"unknown fit.delight keys {unknown}; known: {sorted(names | {'enabled'})}")
-        kinds = {"mirror": bool, "skin_range": bool}
-        return cls(**{k: kinds.get(k, float)(v) for k, v in items.items()})
+        values = {}
+        for k, v in items.items():
+            flag = k in ("mirror", "skin_range")
+            ok = isinstance(v, bool) if flag else (isinstance(v, (int, float)) and not isinstance(v, bool))
+            if not ok:
+                raise InputError(f"fit.delight.{k} must be {'true or false' if flag else 'a number'}, got {v!r}")
+            values[k] = v if flag else float(v)
+        return cls(**values)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.shading_sigma <= 0.5:
