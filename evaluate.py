@@ -11,6 +11,7 @@ lists it as not run).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -27,7 +28,8 @@ def _evaluate(cfg: DictConfig) -> int:
     return 0
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+# absolute, so that tests can import this script under any module name and call run()
+@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parent / "conf"), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     run_job(cfg, _evaluate)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: with torch's default of one thread per
 # core, spinning workers fight any other load on a small CPU (measured on the 2-core CI
@@ -26,7 +27,8 @@ from facerefl.tasks.cli import EntrySpec, entry, run_job
 SPEC = EntrySpec("optimize", path_keys=("image", "output_dir", "output_root", "weights"), positional="image")
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="optimize")
+# absolute, so that tests can import this script under any module name and call run()
+@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parent / "conf"), config_name="optimize")
 def main(cfg: DictConfig) -> None:
     from facerefl.tasks.optimize import optimize_command
 

@@ -77,14 +77,15 @@ _LOCK = threading.Lock()
 @contextlib.contextmanager
 def _quiet_native_stderr():
     """Silence the C++ log lines (TFLite/absl INFO and warnings) mediapipe writes to
-    file descriptor 2, so that command-line errors stay one line."""
+    file descriptor 2, so that command-line errors stay one line. (Descriptor 2 itself:
+    ``sys.stderr`` may be a Python object over another descriptor, as under pytest.)"""
+    fd = 2
     try:
-        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        saved = os.dup(fd)
     except (AttributeError, OSError, ValueError):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), fd)

@@ -28,8 +28,10 @@ import errno
 import math
 import os
 import re
+import shutil
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -179,7 +181,7 @@ def read_device(value: Any, name: str = "device") -> str:
 
 # ------------------------------------------------------------------- argument handling
 
-def _escape(path: str) -> str:
+def escape_interpolation(path: str) -> str:
     """``path`` as an OmegaConf string that reads back literally (``${`` not interpolated)."""
     return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", path)
 
@@ -412,7 +414,7 @@ def apply_paths(cfg: Any) -> None:
 
     with open_dict(cfg):
         for key, value in _PATHS.items():
-            OmegaConf.update(cfg, key, _escape(value), merge=False)
+            OmegaConf.update(cfg, key, escape_interpolation(value), merge=False)
 
 
 def in_multirun() -> bool:
@@ -436,6 +438,7 @@ def run_job(cfg: Any, task: Callable[[Any], int]) -> None:
     from facerefl.assets import AssetMissingError
 
     code = 0
+    started = time.time()
     try:
         apply_paths(cfg)
         code = task(cfg)
@@ -456,5 +459,30 @@ def run_job(cfg: Any, task: Callable[[Any], int]) -> None:
         _say_error(f"internal error ({type(e).__name__}: {one_line(e)}); "
                    "rerun with FACEREFL_DEBUG=1 for the traceback and report it")
         code = EXIT_INTERNAL
+    if code == EXIT_BAD_INPUT:
+        _remove_unused_run_dir(started)
     if code and not (code == EXIT_BAD_INPUT and in_multirun()):
         sys.exit(code)
+
+
+def _remove_unused_run_dir(started: float) -> None:
+    """After bad input, remove the run folder Hydra made for this job if it holds only
+    Hydra's own records (``.hydra/``, empty logs), and the parents made with it, so a
+    refused command leaves nothing behind."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    except (ImportError, ValueError):
+        return
+    cwd = Path.cwd().resolve()
+    if run_dir == cwd or cwd not in run_dir.parents or not run_dir.is_dir():
+        return
+    for p in run_dir.iterdir():
+        if not (p.name == ".hydra" or (p.suffix == ".log" and p.is_file() and p.stat().st_size == 0)):
+            return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:
+        if parent == cwd or not parent.is_dir() or parent.stat().st_ctime < started - 1 or any(parent.iterdir()):
+            break
+        parent.rmdir()

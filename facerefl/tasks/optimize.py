@@ -35,12 +35,14 @@ from facerefl.export.maps import FaceMaps
 from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
 from facerefl.export.plots import save_metrics_json
 from facerefl.export.relight import FaceAppearance
+from facerefl.fit.delight import DelightSettings
 from facerefl.fit.loop import FitSettings
 from facerefl.fit.pipeline import PhotoFit, fit_geometry
 from facerefl.fsutil import LockedError, folder_lock, recover_stale, replace_dir, sibling
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
 from facerefl.tasks.cli import (
+    escape_interpolation,
     one_line,
     os_error_message,
     read_bool,
@@ -147,6 +149,7 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         refine_size=read_int(f.get("refine_size", 256), "fit.refine_size", 8, 4096),
         refine_light_lr=read_float(f.get("refine_light_lr", 0.01), "fit.refine_light_lr", 0.0),
         albedo_gauge=read_bool(f.get("albedo_gauge", False), "fit.albedo_gauge"),
+        delight=DelightSettings.from_config(f.get("delight")),
     )
 
 
@@ -236,6 +239,21 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     return walk(raw, "")
 
 
+def config_yaml(config: dict[str, Any]) -> str:
+    """The resolved settings as a YAML snapshot that OmegaConf/Hydra read back literally
+    (a ``${`` in a file name is escaped so it is not taken for an interpolation)."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return escape_interpolation(node) if isinstance(node, str) else node
+
+    return "# resolved settings of this fit (python optimize.py, facerefl.tasks.optimize)\n" + \
+        OmegaConf.to_yaml(walk(config))
+
+
 def package_versions() -> dict[str, str | None]:
     """Versions of Python and the packages a fit's numbers depend on."""
     from importlib.metadata import PackageNotFoundError, version
@@ -318,7 +336,7 @@ def _fit_and_write(image: Path, out_dir: Path, cfg: DictConfig, nets: Reflectanc
     with staged_output_dir(out_dir, overwrite=read_bool(cfg.overwrite, "overwrite")) as stage:
         files = write_outputs(fit, stage, cfg, envs, timings={"geometry": t_geom, **fit.timings},
                               title=f"facerefl: {_printable(image.name)}")
-        atomic_write_text(stage / "config.yaml", OmegaConf.to_yaml(record["config"]))
+        atomic_write_text(stage / "config.yaml", config_yaml(record["config"]))
         t_write = time.perf_counter() - t_w
         timings = {"geometry": t_geom, **fit.timings, "writing": t_write, "total": time.perf_counter() - t0}
         # metrics.json again, now that the writing time and the total are known
