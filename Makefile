@@ -8,6 +8,8 @@ ASSETS_STAMP := $(VENV)/.assets
 KERNELS_STAMP := $(VENV)/.kernels
 GLTF_DIR := tests/export/gltf_validator
 GLTF_STAMP := $(VENV)/.gltf-validator
+# the bundled sample photos (package data, see facerefl/resources)
+SAMPLES := facerefl/resources/samples
 
 .PHONY: help setup assets test test-all bench demo data train train-noskip testset eval eval-small clean
 
@@ -45,10 +47,10 @@ test-all: setup  ## run every test, slow ones included
 	$(VPY) -m pytest -q
 
 bench: setup  ## run benchmarks; numbers go to bench/*.json
-	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.bench
+	OMP_WAIT_POLICY=PASSIVE $(VPY) -m bench
 
 demo: setup  ## fit the bundled sample photo with the shipped CPU weights
-	$(VPY) optimize.py image=data/samples/astronaut.png output_dir=outputs/astronaut overwrite=true
+	$(VPY) optimize.py image=$(SAMPLES)/astronaut.png output_dir=outputs/astronaut overwrite=true
 	@echo "report: $(CURDIR)/outputs/astronaut/report.html"
 
 DATA_DIR ?= $(HOME)/.cache/facerefl/synthetic/train-cpu
@@ -58,10 +60,10 @@ data: setup  ## cache N (2000) synthetic training examples in DATA_DIR and build
 	$(VPY) -m facerefl.data.make_cache --out $(DATA_DIR) --n $(N) --image 256 --texture 128 --detail 128 --workers 2
 	$(VPY) -m facerefl.data.make_testset
 
-train: setup  ## train every CPU-preset network and export weights to data/checkpoints/cpu
+train: setup  ## train every CPU-preset network and export weights to facerefl/resources/checkpoints/cpu
 	$(VPY) -m facerefl.tasks.train_all
 
-train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → data/checkpoints/cpu_noskip
+train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → facerefl/resources/checkpoints/cpu_noskip
 	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.tasks.train_all --no-skip --data-commit 729ddba --cache-workers 1
 
 testset: setup  ## build the 100-example Monte Carlo test set once (asset cache; ~1-3 min)
@@ -70,11 +72,11 @@ testset: setup  ## build the 100-example Monte Carlo test set once (asset cache;
 
 eval-small: testset  ## quick evaluation: 4 test examples (full, no_renderer), 3-lighting Figure 7, sample photo
 	$(VPY) evaluate.py -m ablation=full,no_renderer n_examples=4 figure7.lightings=3 workers=2
-	$(VPY) evaluate.py photos=data/samples
+	$(VPY) evaluate.py photos=$(SAMPLES)
 
 eval: testset  ## Table 1 on the 100-example test set, all ablations, Figures 5 and 7, sample photos
 	$(VPY) evaluate.py -m ablation=full,no_skip,no_renderer,no_enhancer workers=2
-	$(VPY) evaluate.py photos=data/samples
+	$(VPY) evaluate.py photos=$(SAMPLES)
 
 clean:  ## remove caches (not the venv)
 	rm -rf .pytest_cache outputs multirun

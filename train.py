@@ -13,9 +13,10 @@ from omegaconf import DictConfig
 
 from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError
+from facerefl.resources import CONF_DIR
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from facerefl.tasks.train import train
 

@@ -1,11 +1,11 @@
 """Lighting prior: SH projections of real HDR maps, augmented by rotation, intensity and WB.
 
-The table of SH coefficients (``data/sh_lights.json``, committed) holds the order-2
+The table of SH coefficients (``facerefl/resources/sh_lights.json``, committed) holds the order-2
 incident-radiance projection ``[3, 9]`` of each cached HDR map (:mod:`facerefl.data.hdri`),
 in the camera frame with the map's default orientation. Regenerate it (after
 ``make setup``) with::
 
-    python -m facerefl.data.lighting --out data/sh_lights.json
+    python -m facerefl.data.lighting --out facerefl/resources/sh_lights.json
 
 A :class:`LightSample` is one augmented environment: map ``name`` rotated by ``rotation``
 (what came from direction d now comes from ``rotation @ d``) and multiplied per channel by
@@ -30,9 +30,10 @@ import torch
 from facerefl.data.atomic import atomic_write_text
 from facerefl.errors import InputError
 from facerefl.render.sh import project_to_sh, sh_basis, sh_rotate
+from facerefl.resources import SH_LIGHTS
 
-#: Committed SH table (repository ``data/`` folder, next to the package).
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "data" / "sh_lights.json"
+#: Committed SH table, shipped in the package (see :mod:`facerefl.resources`).
+DEFAULT_TABLE = SH_LIGHTS
 
 #: Mean incident radiance (Y00 term, luminance) the prior normalizes every map to, before
 #: the random intensity; chosen so that albedo 0.5 skin under it renders at mid-grey.
@@ -82,7 +83,7 @@ def load_table(path: Path | None = None) -> dict[str, np.ndarray]:
     if not path.exists():
         raise InputError(
             f"SH light table {path} not found; regenerate it with "
-            "`python -m facerefl.data.lighting --out data/sh_lights.json`"
+            "`python -m facerefl.data.lighting --out facerefl/resources/sh_lights.json`"
         )
     data = json.loads(path.read_text(encoding="utf-8"))
     return {name: np.asarray(c, dtype=np.float64).reshape(3, 9) for name, c in data["sh"].items()}
@@ -172,7 +173,7 @@ def write_table(out: Path) -> dict[str, list[float]]:
     doc = {
         "about": "order-2 incident-radiance SH [3, 9] (colour-major) of each @pmndrs/assets@1.7.0 "
                  "HDR map, camera frame; regenerate: python -m facerefl.data.lighting --out "
-                 "data/sh_lights.json",
+                 "facerefl/resources/sh_lights.json",
         "sh": table,
     }
     atomic_write_text(out, json.dumps(doc, indent=1))

@@ -40,6 +40,7 @@ from facerefl.models.components.autoencoder import ReflectanceAutoencoder
 from facerefl.models.components.enhancer import DetailEnhancer
 from facerefl.models.components.heads import KINDS, check_kind
 from facerefl.models.components.light import SHRegressor
+from facerefl.resources import CHECKPOINTS_DIR
 
 CONFIG_FILE = "config.json"
 LIGHT_FILE = "light.safetensors"
@@ -306,7 +307,7 @@ class ReflectanceNetworks(nn.Module):
 
     @classmethod
     def load_shipped(cls, preset: str = "cpu") -> ReflectanceNetworks:
-        """The weights committed under ``data/checkpoints/<preset>/`` (see :func:`shipped_dir`)."""
+        """The weights committed under ``facerefl/resources/checkpoints/<preset>/`` (see :func:`shipped_dir`)."""
         return cls.from_safetensors(shipped_dir(preset))
 
 
@@ -315,7 +316,7 @@ def _read_config(folder: Path) -> dict:
     if not cfg_path.is_file():
         raise InputError(
             f"no {CONFIG_FILE} in {folder}; point at a folder written by "
-            "ReflectanceNetworks.save_safetensors (e.g. data/checkpoints/cpu) or run `make train`"
+            "ReflectanceNetworks.save_safetensors (e.g. facerefl/resources/checkpoints/cpu) or run `make train`"
         )
     raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict):
@@ -372,9 +373,9 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def shipped_dir(preset: str) -> Path:
     """Folder of the shipped weights of ``preset``: ``$FACEREFL_CHECKPOINTS/<preset>`` if set,
-    else ``data/checkpoints/<preset>`` in the source tree that holds this package."""
+    else the weights shipped in the package (:data:`facerefl.resources.CHECKPOINTS_DIR`)."""
     root = os.environ.get("FACEREFL_CHECKPOINTS")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "data" / "checkpoints"
+    base = Path(root) if root else CHECKPOINTS_DIR
     folder = base / preset
     if not (folder / CONFIG_FILE).is_file():
         raise InputError(

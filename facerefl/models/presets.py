@@ -1,15 +1,12 @@
-"""Network sizes of the Hydra presets (``conf/preset/<name>.yaml``) as a :class:`NetworksConfig`."""
+"""Network sizes of the Hydra presets (``facerefl/conf/preset/<name>.yaml``) as a :class:`NetworksConfig`."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from facerefl.errors import InputError
 from facerefl.models.networks import NetworksConfig
-
-PRESET_DIR = Path(__file__).resolve().parents[2] / "conf" / "preset"
+from facerefl.resources import PRESET_DIR
 
 
 def preset_sizes(name: str) -> NetworksConfig:

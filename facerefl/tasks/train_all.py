@@ -1,6 +1,6 @@
 """``make train``: train every network of a preset in order and ship the weights.
 
-``python -m facerefl.tasks.train_all [--preset cpu] [--out data/checkpoints/cpu]``
+``python -m facerefl.tasks.train_all [--preset cpu] [--out facerefl/resources/checkpoints/cpu]``
 
 Order (each stage is one :func:`facerefl.tasks.train.train` call on the composed
 ``conf/train.yaml`` with ``experiment=<stage>``):
@@ -14,8 +14,8 @@ The stage exports are assembled into a :class:`~facerefl.models.networks.Reflect
 written as safetensors into ``--out`` with ``metrics.json`` and ``MODEL_CARD.md`` (data,
 steps, wall time, validation metrics on held-out synthetic examples generated on the fly).
 
-``python -m facerefl.tasks.train_all --no-skip [--base data/checkpoints/cpu]`` trains the
-ablation of section 8.4.1 instead (export ``data/checkpoints/<preset>_noskip``): only the
+``python -m facerefl.tasks.train_all --no-skip [--base facerefl/resources/checkpoints/cpu]`` trains the
+ablation of section 8.4.1 instead (export ``facerefl/resources/checkpoints/<preset>_noskip``): only the
 three autoencoders, without skip connections (``experiment=<kind>_ae_noskip``), with the
 same data, steps and batch as the full run. The detail enhancers and the light regressor
 are the base's, unchanged (retraining the enhancers on the new decoders' outputs would
@@ -56,10 +56,10 @@ from facerefl.models.components.heads import KINDS
 from facerefl.models.evaluation import evaluate_networks
 from facerefl.models.networks import NetworksConfig, ReflectanceNetworks
 from facerefl.models.serialization import save_state_atomic, write_text_atomic
+from facerefl.resources import CHECKPOINTS_DIR, CONF_DIR, source_checkout
 from facerefl.tasks.train import train
 
-REPO = Path(__file__).resolve().parents[2]
-CONF = REPO / "conf"
+REPO = source_checkout()
 STAGES = tuple(f"{k}_ae" for k in KINDS) + tuple(f"{k}_enh" for k in KINDS) + ("light",)
 #: Stages of the no-skip ablation (section 8.4.1); everything else comes from the base.
 NOSKIP_STAGES = tuple(f"{k}_ae_noskip" for k in KINDS)
@@ -143,7 +143,7 @@ def data_code_snapshot(rev: str, root: Path) -> tuple[str, Path]:
 def compose_stage(stage: str, run_root: Path, overrides: list[str]) -> OmegaConf:
     """Compose ``conf/train.yaml`` for one stage with outputs under ``run_root/stage``."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose(config_name="train", return_hydra_config=True,
                       overrides=[f"experiment={stage}", *overrides])
     with open_dict(cfg):
@@ -530,12 +530,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facerefl.tasks.train_all", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="cpu", help="network sizes (conf/preset/<name>.yaml)")
     p.add_argument("--out", type=Path, default=None,
-                   help="export folder (default data/checkpoints/<preset>, with --no-skip <preset>_noskip)")
+                   help="export folder (default facerefl/resources/checkpoints/<preset>, with --no-skip <preset>_noskip)")
     p.add_argument("--no-skip", action="store_true",
                    help="section 8.4.1 ablation: train only the autoencoders, without skip connections; "
                         "enhancers, light regressor and validation set from --base")
     p.add_argument("--base", type=Path, default=None,
-                   help="with --no-skip: the full checkpoint to build on (default data/checkpoints/<preset>)")
+                   help="with --no-skip: the full checkpoint to build on (default facerefl/resources/checkpoints/<preset>)")
     p.add_argument("--ae-steps", type=int, default=1000, help="steps per autoencoder")
     p.add_argument("--enh-steps", type=int, default=300, help="optimizer steps per detail enhancer")
     p.add_argument("--light-steps", type=int, default=800, help="steps of the light regressor")
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every stage, e.g. data.cache_dir=DIR")
     args = p.parse_args(argv)
     name = f"{args.preset}_noskip" if args.no_skip else args.preset
-    out = args.out or REPO / "data" / "checkpoints" / name
+    out = args.out or CHECKPOINTS_DIR / name
     stages = NOSKIP_STAGES if args.no_skip else STAGES
     steps = {s: stage_steps(s, args.ae_steps, args.enh_steps, args.light_steps) for s in stages}
     command = "python -m facerefl.tasks.train_all " + " ".join(_shown_argv(sys.argv[1:] if argv is None else argv))
@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--data-commit builds the training cache: it needs --cache-examples > 0 "
                              "and no data.cache_dir= override")
         if args.no_skip:
-            base = args.base or REPO / "data" / "checkpoints" / args.preset
+            base = args.base or CHECKPOINTS_DIR / args.preset
             record = train_noskip(args.preset, out, base, steps, overrides, args.run_root / name, args.threads,
                                   args.reuse, args.note, args.val_examples, command, shift_val)
         else:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from bench.render import synthetic_scene
 from facerefl.render import fused, fused_codegen
 from facerefl.render import shading as S
-from facerefl.render.bench import synthetic_scene
 
 pytestmark = pytest.mark.skipif(not fused.available(), reason="numba kernels unavailable")
 

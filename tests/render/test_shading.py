@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.render import synthetic_scene
 from facerefl.render import shading as S
-from facerefl.render.bench import synthetic_scene
 from facerefl.render.sh import irradiance, project_to_sh, sphere_quadrature
 
 DT = torch.float64

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from facerefl.render import bench, validate
+from facerefl.render import validate
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +68,3 @@ def test_full_validation_meets_targets():
     assert res["irradiance_mean_rel_err"] <= 0.01
     assert res["white_furnace_err"] <= 0.005
     assert res["specular_lobe_mean_rel_err"] < res["specular_paper_mean_rel_err"]
-
-
-def test_bench_run_writes_json(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "SIZES", (32,))
-    res = bench.run(tmp_path)
-    data = json.loads((tmp_path / "render.json").read_text())
-    assert data == res
-    row = data["rows"][0]
-    assert row["size"] == 32 and row["device"] == "cpu" and row["fwd_bwd_ms"] > 0 and row["fwd_bwd_cpu_ms"] > 0
-    assert {r["threads"] for r in data["rows"]} >= {1}
-    assert 0.3 * 32 * 32 < row["covered_pixels"] < 0.8 * 32 * 32

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from bench import OUT_DIR
 from facerefl.models.networks import ReflectanceNetworks
 from facerefl.models.presets import preset_sizes
 
@@ -63,4 +64,4 @@ def run(out_dir: Path, presets: tuple[str, ...] = ("cpu",), repeats: int = 10) -
 
 
 if __name__ == "__main__":
-    run(Path(__file__).resolve().parents[2] / "bench")
+    run(OUT_DIR)

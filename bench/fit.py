@@ -1,6 +1,6 @@
 """Benchmark of the main job: one 512² portrait, end to end, with the shipped CPU weights.
 
-Runs :func:`facerefl.tasks.optimize.optimize` on ``data/samples/astronaut.png`` (512×512)
+Runs :func:`facerefl.tasks.optimize.optimize` on the bundled sample ``astronaut.png`` (512×512)
 with the default configuration (150 iterations) and records the stage breakdown
 (geometry, encoding, optimization, writing), milliseconds per iteration and the total.
 Target on a 2-core CPU: ≤ 60 s in total.
@@ -14,18 +14,19 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "samples" / "astronaut.png"
+from facerefl.resources import CONF_DIR, SAMPLES_DIR, source_checkout
+
+SAMPLE = SAMPLES_DIR / "astronaut.png"
 
 
 def run(out_dir: Path, iterations: int = 150) -> dict:
     from facerefl.tasks.optimize import optimize
 
     with tempfile.TemporaryDirectory() as tmp:
-        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("optimize", overrides=[
                 f"image={SAMPLE}", f"output_dir={tmp}/fit", f"iterations={iterations}", "progress=false",
-                f"paths.root_dir={ROOT}",
+                f"paths.root_dir={source_checkout()}",
             ])
         out = optimize(cfg)
     row = out["rows"][0]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench import OUT_DIR
 from facerefl.render import fused
 from facerefl.render.raster import Camera, GBuffer, Mesh, rasterize
 from facerefl.render.shading import PreparedGBuffer, prepare_gbuffer, shade_prepared
@@ -197,4 +198,4 @@ def run(out_dir: Path) -> dict:
 if __name__ == "__main__":
     import sys
 
-    run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench"))
+    run(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT_DIR)

@@ -1,6 +1,6 @@
 import json
 
-from facerefl.data import bench
+from bench import data as bench
 
 
 def test_bench_writes_json_and_table(tmp_path, capsys):

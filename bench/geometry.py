@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench import OUT_DIR
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
 
 __all__ = ["run"]
@@ -74,4 +75,4 @@ def run(out_dir: Path, repeats: int = 5) -> dict:
 
 
 if __name__ == "__main__":
-    run(Path(__file__).resolve().parents[2] / "bench")
+    run(OUT_DIR)

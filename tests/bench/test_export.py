@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from facerefl.export.bench import _sphere_mesh
+from bench.export import _sphere_mesh
 from facerefl.render.raster import vertex_normals
 
 

@@ -1,8 +1,8 @@
 """`make bench`: run every stage's benchmark and gather the numbers in ``bench/``.
 
-Each stage that has one exposes ``facerefl.<stage>.bench.run(out_dir) -> dict``; it writes
-its own ``out_dir/<name>.json`` and prints a table. This runner calls them in pipeline
-order and writes ``bench/summary.json`` with the machine it ran on.
+Each stage that has one is a module ``bench.<stage>`` with ``run(out_dir) -> dict``; it
+writes its own ``out_dir/<name>.json`` and prints a table. This runner calls them in
+pipeline order and writes ``bench/summary.json`` with the machine it ran on.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from bench import OUT_DIR
 
 STAGES = ("render", "geometry", "data", "models", "export", "fit", "eval")
 
@@ -33,8 +35,8 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m facerefl.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "bench")
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=OUT_DIR)
     p.add_argument("stages", nargs="*", default=list(STAGES))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for stage in args.stages:
         try:
-            mod = importlib.import_module(f"facerefl.{stage}.bench")
+            mod = importlib.import_module(f"bench.{stage}")
         except ModuleNotFoundError:
             print(f"[bench] {stage}: no benchmark module")
             continue

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from bench import OUT_DIR
 from facerefl.assets import is_ready
 from facerefl.export.atomic import atomic_write_json
 from facerefl.export.gltf import PbrTextures, write_glb
@@ -124,4 +125,4 @@ def run(out_dir: Path) -> dict:
 
 
 if __name__ == "__main__":
-    run(Path(__file__).resolve().parents[2] / "bench")
+    run(OUT_DIR)
