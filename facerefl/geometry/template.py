@@ -21,7 +21,7 @@ Regions are named index groups into the 468 template vertices; "left"/"right" ar
 *subject's* (mediapipe's naming), so the left eye appears on the right of a photo.
 
 Example:
-    >>> t = load_template()                    # doctest: +SKIP
+    >>> t = load_template()  # the fetched asset (make setup)
     >>> t.vertices.shape, t.faces.shape, t.uvs.shape
     (torch.Size([468, 3]), torch.Size([898, 3]), torch.Size([468, 2]))
     >>> region_uv_mask(t, t.region("left_eye"), 256).shape
