@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from facerefl.tasks.cli import EntrySpec, entry, run_job
 
-SPEC = EntrySpec("evaluate", path_keys=("photos", "gather", "output_dir", "weights", "testset"))
+CONF = Path(__file__).resolve().parent / "conf"
+SPEC = EntrySpec(CONF, "evaluate", path_keys=("photos", "gather", "output_dir", "weights", "testset"))
 
 
 def _evaluate(cfg: DictConfig) -> int:
@@ -29,7 +30,7 @@ def _evaluate(cfg: DictConfig) -> int:
 
 
 # absolute, so that tests can import this script under any module name and call run()
-@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parent / "conf"), config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     run_job(cfg, _evaluate)
 

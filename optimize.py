@@ -24,11 +24,12 @@ from omegaconf import DictConfig
 
 from facerefl.tasks.cli import EntrySpec, entry, run_job
 
-SPEC = EntrySpec("optimize", path_keys=("image", "output_dir", "output_root", "weights"), positional="image")
+CONF = Path(__file__).resolve().parent / "conf"
+SPEC = EntrySpec(CONF, "optimize", path_keys=("image", "output_dir", "output_root", "weights"), positional="image")
 
 
 # absolute, so that tests can import this script under any module name and call run()
-@hydra.main(version_base="1.3", config_path=str(Path(__file__).resolve().parent / "conf"), config_name="optimize")
+@hydra.main(version_base="1.3", config_path=str(CONF), config_name="optimize")
 def main(cfg: DictConfig) -> None:
     from facerefl.tasks.optimize import optimize_command
 

@@ -43,7 +43,6 @@ from facerefl.errors import InputError
 __all__ = ["EntrySpec", "Interrupted", "entry", "run_job", "one_line", "os_error_message",
            "read_bool", "read_int", "read_float", "read_choice", "read_device"]
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
@@ -61,11 +60,13 @@ class EntrySpec:
     """How a script's command line is read.
 
     Attributes:
-        config_name: the primary config in ``conf/`` (``"optimize"``).
+        config_dir: the Hydra config folder (the script's ``config_path``).
+        config_name: the primary config in it (``"optimize"``).
         path_keys: settings whose values are file-system paths, taken verbatim.
         positional: the setting a plain argument (no ``key=``) fills, or None.
     """
 
+    config_dir: Path
     config_name: str
     path_keys: tuple[str, ...]
     positional: str | None = None
@@ -192,9 +193,9 @@ def _primary_keys(spec: EntrySpec) -> set[str]:
     from omegaconf import OmegaConf
 
     keys: set[str] = set()
-    doc = OmegaConf.load(CONF_DIR / f"{spec.config_name}.yaml")
+    doc = OmegaConf.load(spec.config_dir / f"{spec.config_name}.yaml")
     keys.update(str(k) for k in doc.keys())
-    keys.update(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+    keys.update(p.name for p in spec.config_dir.iterdir() if p.is_dir())
     return keys
 
 
@@ -270,7 +271,7 @@ def _config_keys(spec: EntrySpec) -> list[str]:
     from omegaconf import DictConfig
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(str(spec.config_dir), version_base="1.3"):
         cfg = compose(spec.config_name)
     out: list[str] = []
 
@@ -332,7 +333,7 @@ def precheck(spec: EntrySpec, overrides: Sequence[str]) -> None:
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(str(spec.config_dir), version_base="1.3"):
             compose(spec.config_name, overrides=list(overrides))
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except (HydraException, OmegaConfBaseException) as e:
