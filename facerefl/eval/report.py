@@ -66,6 +66,13 @@ def table1_markdown(summary: dict, title: str = "Table 1") -> str:
         al = [_cell(summary, "scores", "albedo_aligned", metric), None, None,
               _cell(summary, "scores", "light_aligned", metric)]
         rows.append(f"| {metric.upper()} ours, scale-aligned | " + " | ".join(_fmt(v, digits) for v in al) + " |")
+    if summary.get("paper_scores"):
+        for metric, digits in (("psnr", 2), ("rmse", 3)):
+            rows.append(f"| {metric.upper()} ours, paper's method (latent phase) | " + " | ".join(
+                _fmt(_cell(summary, "paper_scores", c, metric), digits) for c in TABLE1_COLUMNS) + " |")
+        rows.append("| PSNR ours, paper's method, scale-aligned | " + " | ".join(_fmt(v) for v in (
+            _cell(summary, "paper_scores", "albedo_aligned", "psnr"), None, None,
+            _cell(summary, "paper_scores", "light_aligned", "psnr"))) + " |")
     rows.append("| PSNR encoders only (iteration 0) | " + " | ".join(
         _fmt(_cell(summary, "initial_scores", c, "psnr")) for c in TABLE1_COLUMNS) + " |")
     extra = [

@@ -47,10 +47,14 @@ class ExampleResult:
         ok: False when the pipeline failed (``error`` says why).
         scores: Table 1 scores of the final (optimized) maps.
         initial_scores: the same for the encoders' initial maps (iteration 0).
+        paper_scores: the same for the latent phase's maps (the paper's method, with the
+            albedo gauge when it is on), which the default pipeline's delighting starts
+            from; equal to ``scores`` when nothing follows the latent phase.
         image: image-space PSNR/SSIM (face region, sRGB) before and after optimization.
         losses: the fit's loss at every iteration (Figure 5).
         seconds: wall time per stage (geometry, fit).
         albedo: ``[1, 3, h, w]`` the final estimated albedo (linear, UV) for figures.
+        paper_albedo: ``[1, 3, h, w]`` the latent phase's albedo (linear, UV).
         reconstruction: ``[3, H, W]`` the final rendering over the photo (sRGB) for figures.
     """
 
@@ -59,10 +63,12 @@ class ExampleResult:
     error: str | None = None
     scores: MapScores | None = None
     initial_scores: MapScores | None = None
+    paper_scores: MapScores | None = None
     image: dict[str, float] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     albedo: Tensor | None = None
+    paper_albedo: Tensor | None = None
     reconstruction: Tensor | None = None
 
     def to_dict(self) -> dict:
@@ -70,6 +76,7 @@ class ExampleResult:
             "name": self.name, "ok": self.ok, "error": self.error,
             "scores": None if self.scores is None else self.scores.to_dict(),
             "initial_scores": None if self.initial_scores is None else self.initial_scores.to_dict(),
+            "paper_scores": None if self.paper_scores is None else self.paper_scores.to_dict(),
             "image": dict(self.image), "seconds": dict(self.seconds),
             "iterations": max(len(self.losses) - 1, 0),
         }
@@ -116,13 +123,16 @@ def composite(fit: PhotoFit) -> Tensor:
     return fit.geometry.photo * (1 - fit.coverage) + linear_to_srgb(fit.rendering) * fit.coverage
 
 
-def scores_of(fit: PhotoFit, gt: GroundTruth, probe_size: int) -> tuple[MapScores, MapScores]:
-    """Final and initial :class:`MapScores` of a fit."""
+def scores_of(fit: PhotoFit, gt: GroundTruth, probe_size: int) -> tuple[MapScores, MapScores, MapScores]:
+    """Final, initial and latent-phase (paper's method) :class:`MapScores` of a fit."""
     r = fit.result
     final = compare(r.maps.albedo, r.maps.specular, r.maps.normal, r.light, gt, probe_size)
     first = compare(r.initial_maps.albedo, r.initial_maps.specular, r.initial_maps.normal,
                     r.initial_light, gt, probe_size)
-    return final, first
+    lat = r.latent_maps
+    paper = final if lat is None or lat is r.maps else compare(
+        lat.albedo, lat.specular, lat.normal, r.light, gt, probe_size)
+    return final, first, paper
 
 
 def evaluate_example(example: ReflectanceBatch, name: str, nets: ReflectanceNetworks,
@@ -141,9 +151,11 @@ def evaluate_example(example: ReflectanceBatch, name: str, nets: ReflectanceNetw
     t1 = time.perf_counter()
     fit = fit_geometry(geom, nets, settings)
     t2 = time.perf_counter()
-    final, first = scores_of(fit, ground_truth(example), probe_size)
+    final, first, paper = scores_of(fit, ground_truth(example), probe_size)
+    lat = fit.result.latent_maps
     return ExampleResult(
-        name, True, scores=final, initial_scores=first,
+        name, True, scores=final, initial_scores=first, paper_scores=paper,
+        paper_albedo=fit.result.maps.albedo if lat is None else lat.albedo,
         image={k: float(fit.metrics[k]) for k in IMAGE_KEYS},
         losses=list(fit.result.losses),
         seconds={"geometry": t1 - t0, "fit": t2 - t1},
@@ -176,7 +188,7 @@ def evaluate_examples(examples: Iterable[tuple[str, ReflectanceBatch]], nets: Re
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init, initargs=(str(weights),)) as pool:
+                             initializer=worker_init, initargs=(str(weights),)) as pool:
         futures = [pool.submit(_worker_run, ex, name, settings, geometry, probe_size) for name, ex in examples]
         out = []
         for f in futures:
@@ -190,7 +202,13 @@ def evaluate_examples(examples: Iterable[tuple[str, ReflectanceBatch]], nets: Re
 _WORKER_NETS: ReflectanceNetworks | None = None
 
 
-def _worker_init(weights: str) -> None:
+def worker_networks() -> ReflectanceNetworks:
+    """The networks a worker process loaded in :func:`worker_init`."""
+    assert _WORKER_NETS is not None, "worker not initialised"
+    return _WORKER_NETS
+
+
+def worker_init(weights: str) -> None:
     """Worker process set-up: one torch thread, networks from safetensors (never pickled)."""
     import os
 
@@ -204,8 +222,7 @@ def _worker_init(weights: str) -> None:
 
 def _worker_run(example: ReflectanceBatch, name: str, settings: FitSettings, geometry: GeometryConfig,
                 probe_size: int) -> ExampleResult:
-    assert _WORKER_NETS is not None, "worker not initialised"
-    return evaluate_example(example, name, _WORKER_NETS, settings, geometry, probe_size)
+    return evaluate_example(example, name, worker_networks(), settings, geometry, probe_size)
 
 
 def _finite_mean(values: list[float]) -> float | None:
@@ -239,6 +256,7 @@ def summarize(results: list[ExampleResult]) -> dict:
         "failed": [{"name": r.name, "error": r.error} for r in results if not r.ok],
         "scores": table("scores"),
         "initial_scores": table("initial_scores"),
+        "paper_scores": table("paper_scores") if all(r.paper_scores is not None for r in ok) else {},
         "image": {k: _finite_mean([r.image[k] for r in ok]) for k in IMAGE_KEYS} if ok else {},
         "seconds_per_example": _finite_mean([sum(r.seconds.values()) for r in ok]),
     }

@@ -61,21 +61,25 @@ _LUMA = (0.2126, 0.7152, 0.0722)
 
 @dataclass(frozen=True)
 class SkinRange:
-    """A box of plausible skin albedos (linear RGB), in luminance and log colour ratios.
+    """A box of plausible skin albedos (linear RGB): luminance and three colour ratios.
 
-    A texel is inside when ``lum_min <= Y <= lum_max``, ``gr_min <= G/R <= gr_max`` and
-    ``bg_min <= B/G <= bg_max``. The default box spans the two-chromophore skin model of
-    :mod:`facerefl.data.skin` over melanin depth 0–1.6 and blood depth 0–2 (very light to
-    dark skin, pale to flushed), widened by 15 % on each ratio for lips, freckles and
-    make-up: magenta (B > G) and green (G > R) texels fall outside it.
+    A texel is inside when ``lum_min <= Y <= lum_max`` and each of ``G/R``, ``B/G`` and
+    ``B/R`` lies in its interval. The default box is the range the two-chromophore skin
+    model of :mod:`facerefl.data.skin` spans over epidermal melanin depth 0–1.6 and blood
+    depth 0–1.8 (very light to dark skin, pale to flushed, lips included): Y 0.032–0.68,
+    G/R 0.16–0.83, B/G 0.51–1.89, B/R 0.19–0.65, widened by 15 % (Y down by a third, for
+    stubble and moles). Magenta (B ≈ R), green (G > R) and white or near-black texels fall
+    outside it.
     """
 
-    lum_min: float = 0.008
-    lum_max: float = 0.80
-    gr_min: float = 0.30
-    gr_max: float = 1.0
-    bg_min: float = 0.40
-    bg_max: float = 1.05
+    lum_min: float = 0.02
+    lum_max: float = 0.78
+    gr_min: float = 0.14
+    gr_max: float = 0.95
+    bg_min: float = 0.44
+    bg_max: float = 2.17
+    br_min: float = 0.16
+    br_max: float = 0.75
 
 
 SKIN_RANGE = SkinRange()
@@ -222,20 +226,24 @@ def skin_range_violations(albedo: Tensor, mask: Tensor, rng: SkinRange = SKIN_RA
     y = _luma(albedo, 1)
     gr = g / r.clamp_min(1e-6)
     bg = b / g.clamp_min(1e-6)
+    br = b / r.clamp_min(1e-6)
     bad = ((y < rng.lum_min) | (y > rng.lum_max) | (gr < rng.gr_min) | (gr > rng.gr_max)
-           | (bg < rng.bg_min) | (bg > rng.bg_max))
+           | (bg < rng.bg_min) | (bg > rng.bg_max) | (br < rng.br_min) | (br > rng.br_max))
     return bad & (mask > 0.5)
 
 
 def project_to_skin(albedo: Tensor, rng: SkinRange = SKIN_RANGE) -> Tensor:
     """Clamp an albedo ``[1, 3, S, S]`` (linear) into ``rng``: the colour ratios are clamped
-    first (keeping R), then the luminance is scaled into its range."""
+    first (keeping R; B to the intersection of its B/G and B/R intervals, never empty for
+    the default box), then the luminance is scaled into its range."""
     r = albedo[:, 0:1].clamp_min(1e-4)
     g = r * (albedo[:, 1:2] / r).clamp(rng.gr_min, rng.gr_max)
-    b = g * (albedo[:, 2:3] / g.clamp_min(1e-6)).clamp(rng.bg_min, rng.bg_max)
+    lo = torch.maximum(rng.bg_min * g, rng.br_min * r)
+    hi = torch.minimum(rng.bg_max * g, rng.br_max * r)
+    b = torch.minimum(torch.maximum(albedo[:, 2:3], lo), hi)
     out = torch.cat([r, g, b], 1)
     y = _luma(out, 1)
-    scale = y.clamp(rng.lum_min, rng.lum_max) / y.clamp_min(1e-8)
+    scale = y.clamp(rng.lum_min * 1.0001, rng.lum_max * 0.9999) / y.clamp_min(1e-8)
     return (out * scale).clamp(0, 1)
 
 

@@ -1,0 +1,152 @@
+"""The delighting: detail from the photo into the albedo, its lighting into the shading residual."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from facerefl.data.skin import skin_albedo
+from facerefl.errors import InputError
+from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, delight, normalized_blur,
+                                  project_to_skin, skin_range_violations, splat_to_uv)
+from facerefl.fit.loop import FitSettings, fit_latents, masked_psnr, render_maps
+from facerefl.fit.pipeline import problem_from_geometry
+from facerefl.models.networks import ReflectanceMaps
+from facerefl.render.color import linear_to_srgb
+from facerefl.render.shading import shade_prepared
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def problem(astro_geometry):
+    return problem_from_geometry(astro_geometry, roughness=0.6)
+
+
+def _uv_grid(size):
+    v, u = torch.meshgrid((torch.arange(size) + 0.5) / size, (torch.arange(size) + 0.5) / size, indexing="ij")
+    return u, 1 - v  # row 0 at v = 1
+
+
+@pytest.fixture(scope="module")
+def scene(problem):
+    """A photo rendered from known maps, then darkened by a slow left-to-right shading ramp
+    (a light the SH model cannot express): ``(problem, true albedo, prior maps, light, ramp)``."""
+    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    u, v = _uv_grid(SIZE)
+    base = torch.tensor([0.55, 0.38, 0.30]).view(1, 3, 1, 1)
+    pattern = torch.exp(0.25 * torch.sin(2 * math.pi * u * 12) * torch.sin(2 * math.pi * v * 12))[None, None]
+    true = (base * pattern).expand(1, 3, SIZE, SIZE).clone()
+    eyes = (skin < 0.5) & (v[None, None] > 0.45) & (v[None, None] < 0.75)  # eyes and brows: not skin
+    true = torch.where(eyes.expand_as(true), torch.tensor([0.05, 0.04, 0.03]).view(1, 3, 1, 1), true)
+    spec = torch.full((1, 1, 32, 32), 0.3)
+    normal = torch.zeros(1, 3, 32, 32)
+    normal[:, 2] = 1
+    light = torch.zeros(1, 3, 9)
+    light[:, :, 0] = 2.5
+    light[:, :, 2] = 0.8
+    sh = shade_prepared(problem.prepared, true, spec, light, normal, to_image=False)
+    px = problem.prepared.index[0] % problem.prepared.width
+    ramp = (0.35 + 0.65 * px.float() / problem.prepared.width)[None, :, None]
+    target = linear_to_srgb(sh.diffuse * ramp + sh.specular)
+    shot = type(problem)(texture=problem.texture, prepared=problem.prepared, target=target, weight=problem.weight)
+    prior = ReflectanceMaps(base.expand(1, 3, 64, 64).clone(), spec, normal)
+    return shot, true, prior, light
+
+
+def test_shading_ramp_stays_out_of_the_albedo_and_detail_comes_in(scene):
+    shot, true, prior, light = scene
+    d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
+    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    seen = (d.confidence > 0.9) & (skin > 0.5)
+    u, _ = _uv_grid(SIZE)
+    lum = (d.maps.albedo * torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    sides = [float(lum[seen & m].mean()) for m in (u[None, None] < 0.4, u[None, None] > 0.6)]
+    # the photo's two halves differ by the ramp (about 1.6x); the albedo's by under 10 %
+    assert abs(sides[0] / sides[1] - 1) < 0.1, sides
+    # the fine pattern (period ~11 texels, 3.4 shading sigmas) is recovered from the photo
+    est = torch.log(d.maps.albedo[:, 1:2].clamp_min(1e-4))[seen]
+    ref = torch.log(true[:, 1:2])[seen]
+    corr = float(torch.corrcoef(torch.stack([est - est.mean(), ref - ref.mean()]))[0, 1])
+    assert corr > 0.7, corr
+    # the reconstruction (with the shading residual) still matches the photo
+    pred = render_maps(shot, d.maps, light, FitSettings(), d.shading)
+    assert masked_psnr(pred, shot.target, shot.weight) > 33.0
+    # and without it, it does not: the ramp really went into the shading residual
+    flat = render_maps(shot, d.maps, light, FitSettings())
+    assert masked_psnr(flat, shot.target, shot.weight) < masked_psnr(pred, shot.target, shot.weight) - 5
+
+
+def test_non_skin_regions_take_the_photos_colour_not_the_priors(scene):
+    shot, true, prior, light = scene
+    d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
+    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    dark = (true[:, :1] < 0.1) & (d.confidence > 0.9) & (skin < 0.5)
+    assert int(dark.sum()) > 20
+    # the prior says 0.55 there; the photo shows ~0.05 (under the ramp's shading, which the
+    # surrounding skin reveals and the delighting removes)
+    assert float(d.maps.albedo[:, :1][dark].median()) < 0.15
+
+
+def test_skin_texels_end_inside_the_skin_range(scene):
+    shot, _, prior, light = scene
+    d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
+    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    assert int(skin_range_violations(d.maps.albedo, skin).sum()) == 0
+    off = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(skin_range=False), size=SIZE)
+    assert off.out_of_range == pytest.approx(d.out_of_range)
+
+
+def test_skin_model_albedos_are_in_range_and_odd_colours_are_not():
+    m, h = np.meshgrid(np.linspace(0, 1.6, 17), np.linspace(0, 1.8, 19))
+    alb = torch.as_tensor(skin_albedo(m.ravel(), h.ravel()), dtype=torch.float32)  # [N, 3]
+    img = alb.T.reshape(1, 3, -1, 1)
+    assert int(skin_range_violations(img, torch.ones(1, 1, img.shape[2], 1)).sum()) == 0
+    odd = torch.tensor([[0.5, 0.2, 0.5], [0.2, 0.5, 0.2], [0.9, 0.9, 0.95], [0.002, 0.001, 0.001]]).T.reshape(1, 3, 4, 1)
+    assert bool(skin_range_violations(odd, torch.ones(1, 1, 4, 1)).all())
+    fixed = project_to_skin(odd)
+    assert int(skin_range_violations(fixed, torch.ones(1, 1, 4, 1)).sum()) == 0
+    assert torch.allclose(project_to_skin(fixed), fixed, atol=1e-6)
+    assert SKIN_RANGE.gr_max <= 1.0  # green never exceeds red in skin
+
+
+def test_splat_conserves_weight_and_normalized_blur_fills_gaps():
+    uv = torch.tensor([[0.5 / 8, 1 - 0.5 / 8], [0.3, 0.6], [0.71, 0.2]])
+    vals = torch.tensor([[1.0], [2.0], [3.0]])
+    num, den = splat_to_uv(uv, vals, torch.ones(3), 8)
+    assert float(den.sum()) == pytest.approx(3.0)
+    assert float(num.sum()) == pytest.approx(6.0)
+    assert float(den[0, 0, 0]) == pytest.approx(1.0)  # a texel centre lands on one texel
+    const = torch.zeros(1, 16, 16)
+    w = torch.zeros(1, 16, 16)
+    w[:, ::3, ::3] = 1
+    filled, dens = normalized_blur(const + 0.7 * w, w, 1.0)
+    inside = dens > 1e-3
+    assert torch.allclose(filled[inside], torch.full_like(filled[inside], 0.7), atol=1e-5)
+
+
+def test_fit_with_delighting_returns_the_shading_and_the_paper_maps(tiny_nets, problem):
+    res = fit_latents(tiny_nets, problem, FitSettings(iterations=2, albedo_gauge=True, delight=DelightSettings()))
+    assert res.shading is not None and res.shading.shape == (1, 3, SIZE, SIZE)
+    assert res.maps.albedo.shape == (1, 3, SIZE, SIZE)  # T's resolution, above the network's 64
+    assert res.latent_maps is not None and res.latent_maps.albedo.shape[-1] == 64
+    assert 0.0 <= res.out_of_range <= 1.0
+    with_s = masked_psnr(render_maps(problem, res.maps, res.light, FitSettings(), res.shading),
+                         problem.target, problem.weight)
+    latent = masked_psnr(render_maps(problem, res.latent_maps, res.light, FitSettings()), problem.target, problem.weight)
+    assert with_s > latent + 5
+
+
+def test_delight_settings_from_config():
+    assert DelightSettings.from_config(None) is None
+    assert DelightSettings.from_config({"enabled": False, "detail_limit": 0.3}) is None
+    assert DelightSettings.from_config({"enabled": True, "detail_limit": 0.3}).detail_limit == 0.3
+    with pytest.raises(InputError, match="unknown"):
+        DelightSettings.from_config({"detail_limt": 0.3})
+    with pytest.raises(InputError, match="number"):
+        DelightSettings.from_config({"detail_limit": "abc"})
+    with pytest.raises(InputError, match="true or false"):
+        DelightSettings.from_config({"mirror": "no"})
+    with pytest.raises(InputError):
+        DelightSettings(shading_sigma=0.0)
