@@ -258,7 +258,84 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.get("photos"):
         return run_photos(cfg, out)
+    if cfg.consistency.enabled:
+        return run_consistency(cfg, out)
     return run_testset(cfg, out)
+
+
+def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """The lighting-consistency benchmark (:mod:`facerefl.eval.benchmark`): the default
+    pipeline (``fit.delight``) next to the paper's method, on ``consistency.faces`` faces
+    under the named lightings; writes ``consistency.json``, ``consistency.md`` and
+    ``consistency_sheet.png`` (inputs and both pipelines' albedos of the first face)."""
+    from facerefl.assets import cache_dir
+    from facerefl.data.assemble import Sizes
+    from facerefl.eval.benchmark import PAPER, run_benchmark
+    from facerefl.eval.consistency import BENCHMARK_LIGHTINGS
+    from facerefl.eval.metrics import albedo_srgb
+    from facerefl.eval.plots import save_grid
+    from facerefl.eval.report import strict_json
+
+    c = cfg.consistency
+    known = {lt.name: lt for lt in BENCHMARK_LIGHTINGS}
+    names = list(c.lightings) if c.get("lightings") else list(known)
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise InputError(f"unknown consistency.lightings {bad}; choose from {list(known)}")
+    settings, geometry = _settings(cfg)
+    if settings.delight is None:
+        raise InputError("the consistency benchmark compares the delighting with the paper's method; "
+                         "set fit.delight.enabled=true")
+    seeds = [int(c.first_seed) + k for k in range(int(c.faces))]
+    workers = _workers(cfg)
+    nets = None if workers > 1 else load_eval_networks(cfg)
+    sizes = Sizes(image=int(c.image), texture=int(c.texture), detail=int(c.detail))
+
+    def progress(j: dict) -> None:
+        if j["ok"]:
+            p = j["pipelines"]
+            _say(f"[consistency] {j['seed']} {j['lighting']}: albedo paper {p[PAPER]['albedo_psnr']:.2f} / "
+                 f"default {p['default']['albedo_psnr']:.2f} dB")
+        else:
+            _say(f"[consistency] {j['seed']} {j['lighting']}: FAILED ({j.get('error')})")
+
+    res = run_benchmark(seeds, [known[n] for n in names], sizes, int(c.spp),
+                        cache_dir() / "synthetic" / "consistency", nets, settings, geometry,
+                        {"default": settings.delight}, workers=workers, weights=weights_folder(cfg),
+                        progress=progress)
+    results = res.pop("_results")
+    first = [j for j in results if j["seed"] == seeds[0] and j["ok"]]
+    if first:
+        from facerefl.eval.benchmark import load_or_render
+
+        inputs = [load_or_render(cache_dir() / "synthetic" / "consistency", seeds[0], known[j["lighting"]],
+                                 sizes, int(c.spp)).image[0] for j in first]
+        rows = [inputs] + [[albedo_srgb(j["pipelines"][n]["albedo"])[0] for j in first] for n in (PAPER, "default")]
+        rows[-1].append(albedo_srgb(first[0]["gt_albedo"])[0])
+        save_grid(out / "consistency_sheet.png", rows, int(cfg.sheet.size))
+    md = consistency_markdown(res, names)
+    atomic_write_json(out / "consistency.json", strict_json(res))
+    atomic_write_text(out / "consistency.md", md)
+    print(md)
+    return res
+
+
+def consistency_markdown(res: dict, lightings: list[str]) -> str:
+    """The benchmark's summary table (one row per pipeline)."""
+    def f(v, d=2):
+        return "–" if v is None else f"{v:.{d}f}"
+
+    rows = ["| pipeline | pairwise albedo PSNR | gain-aligned | min pair | vs truth | aligned vs truth | "
+            "luminance CoV | light PSNR | reconstruction PSNR |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, s in res["summary"].items():
+        label = "paper's method (latent phase)" if name == "paper" else f"{name} (delighting)"
+        rows.append(f"| {label} | {f(s['pairwise_psnr_mean'])} | {f(s['pairwise_psnr_aligned_mean'])} | "
+                    f"{f(s['pairwise_psnr_min'])} | {f(s['psnr_vs_truth_mean'])} | {f(s['albedo_aligned_psnr'])} | "
+                    f"{f(s['luminance_cov'], 3)} | {f(s['light_psnr'])} | {f(s['recon_psnr'])} |")
+    return (f"# Lighting consistency: {len(res['faces'])} faces × {len(lightings)} lightings "
+            f"({res['fitted']} of {res['examples']} fitted)\n\nLightings: {', '.join(lightings)}.\n\n"
+            + "\n".join(rows) + "\n\nPSNR in dB on sRGB albedo over the skin region; pairwise = every pair "
+            "of one face's albedos; gain-aligned = the second of each pair scaled per channel to the first.\n")
 
 
 class GatherCallback(Callback):
