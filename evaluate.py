@@ -11,14 +11,14 @@ lists it as not run).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from facerefl.resources import CONF_DIR
 from facerefl.tasks.cli import EntrySpec, entry, run_job
 
-CONF = Path(__file__).resolve().parent / "conf"
+CONF = CONF_DIR
 SPEC = EntrySpec(CONF, "evaluate", path_keys=("photos", "gather", "output_dir", "weights", "testset"))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning: with torch's default of one thread per
 # core, spinning workers fight any other load on a small CPU (measured on the 2-core CI
@@ -22,9 +21,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import hydra
 from omegaconf import DictConfig
 
+from facerefl.resources import CONF_DIR
 from facerefl.tasks.cli import EntrySpec, entry, run_job
 
-CONF = Path(__file__).resolve().parent / "conf"
+CONF = CONF_DIR
 SPEC = EntrySpec(CONF, "optimize", path_keys=("image", "output_dir", "output_root", "weights"), positional="image")
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig  # noqa: E402
 from facerefl.resources import CONF_DIR  # noqa: E402
 from facerefl.tasks.cli import EntrySpec, entry, run_job  # noqa: E402
 
-OPTIMIZE = EntrySpec("optimize", path_keys=("image", "output_dir", "output_root", "weights"), positional="image")
+OPTIMIZE = EntrySpec(CONF_DIR, "optimize", path_keys=("image", "output_dir", "output_root", "weights"), positional="image")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="optimize")
