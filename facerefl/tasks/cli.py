@@ -460,7 +460,7 @@ def run_job(cfg: Any, task: Callable[[Any], int]) -> None:
         _say_error(f"internal error ({type(e).__name__}: {one_line(e)}); "
                    "rerun with FACEREFL_DEBUG=1 for the traceback and report it")
         code = EXIT_INTERNAL
-    if code == EXIT_BAD_INPUT:
+    if code == EXIT_BAD_INPUT and not in_multirun():  # a sweep keeps its job folders for gather
         _remove_unused_run_dir(started)
     if code and not (code == EXIT_BAD_INPUT and in_multirun()):
         sys.exit(code)
