@@ -29,7 +29,7 @@ from facerefl.errors import InputError
 from facerefl.eval.compare import compare
 from facerefl.eval.consistency import Lighting, benchmark_example, face_consistency
 from facerefl.eval.synthetic import ground_truth, worker_init, worker_networks
-from facerefl.fit.delight import DelightSettings, delight
+from facerefl.fit.delight import DelightSettings, albedo_size, delight
 from facerefl.fit.loop import FitSettings, masked_psnr, render_maps
 from facerefl.fit.pipeline import fit_geometry, problem_from_geometry
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
@@ -75,17 +75,18 @@ def run_job(seed: int, lighting: Lighting, sizes: Sizes, spp: int, cache: Path |
     problem = problem_from_geometry(geom, settings.roughness)
     gt = ground_truth(ex)
     out["gt_albedo"] = ex.albedo
-    runs = {PAPER: (r.maps, None, None)}
+    runs = {PAPER: (r.maps, r.light, None, None)}
     for name, ds in variants.items():
         d = delight(problem.prepared, problem.target, r.maps, r.light, settings.roughness, settings.spec_model,
                     ds, valid_skin=problem.texture[:, 3:4],
-                    size=max(r.maps.albedo.shape[-1], problem.texture.shape[-1]))
-        runs[name] = (d.maps, d.shading, d.out_of_range)
+                    size=albedo_size(float(problem.weight.sum()),
+                                     max(r.maps.albedo.shape[-1], problem.texture.shape[-1]), ds.max_size))
+        runs[name] = (d.maps, d.light, d.shading, d.out_of_range)
     out["pipelines"] = {}
-    for name, (maps, shading, oor) in runs.items():
-        sc = compare(maps.albedo, maps.specular, maps.normal, r.light, gt, probe_size)
+    for name, (maps, light, shading, oor) in runs.items():
+        sc = compare(maps.albedo, maps.specular, maps.normal, light, gt, probe_size)
         with torch.no_grad():
-            pred = render_maps(problem, maps, r.light, settings, shading)
+            pred = render_maps(problem, maps, light, settings, shading)
         out["pipelines"][name] = {
             "albedo": maps.albedo, "albedo_psnr": sc.albedo.psnr, "albedo_aligned_psnr": sc.albedo_aligned.psnr,
             "light_psnr": sc.light.psnr, "recon_psnr": masked_psnr(pred, problem.target, problem.weight),

@@ -92,21 +92,27 @@ class DelightSettings:
     Attributes:
         shading_sigma: std-dev of the shading residual's Gaussian, as a fraction of the
             albedo map's side (1/40 ≈ 6 texels at 256²).
-        detail_limit: soft limit (log units, ``lim · tanh(d / lim)``) of the skin detail.
+        detail_limit: soft limit (log units, ``lim · tanh(d / lim)``) of the skin detail's
+            luminance part.
+        chroma_limit: the same for its chroma part (detail minus its luminance).
         min_irradiance: relative irradiance (to the face's median) below which a pixel
             carries no weight; full weight from three times this value.
         min_cos, full_cos: view-cosine ramp of the weights.
+        max_size: largest side of the delit albedo; the side follows the face's pixel count
+            (:func:`albedo_size`).
         mirror: borrow the mirrored texel's detail where a texel is seen poorly.
         skin_range: project skin texels into :data:`SKIN_RANGE`.
     """
 
     shading_sigma: float = 1.0 / 40.0
     detail_limit: float = 0.4
+    chroma_limit: float = 0.4
     min_irradiance: float = 0.12
     min_cos: float = 0.15
     full_cos: float = 0.45
     mirror: bool = True
     skin_range: bool = True
+    max_size: int = 1024
 
     @classmethod
     def from_config(cls, cfg) -> "DelightSettings | None":
@@ -125,16 +131,21 @@ class DelightSettings:
         for k, v in items.items():
             flag = k in ("mirror", "skin_range")
             ok = isinstance(v, bool) if flag else (isinstance(v, (int, float)) and not isinstance(v, bool))
+            if k == "max_size":
+                ok = ok and float(v) == int(v)
             if not ok:
-                raise InputError(f"fit.delight.{k} must be {'true or false' if flag else 'a number'}, got {v!r}")
-            values[k] = v if flag else float(v)
+                kind = "true or false" if flag else ("a whole number" if k == "max_size" else "a number")
+                raise InputError(f"fit.delight.{k} must be {kind}, got {v!r}")
+            values[k] = v if flag else (int(v) if k == "max_size" else float(v))
         return cls(**values)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.shading_sigma <= 0.5:
             raise InputError(f"fit.delight.shading_sigma must be in (0, 0.5], got {self.shading_sigma}")
-        if not self.detail_limit > 0:
-            raise InputError(f"fit.delight.detail_limit must be > 0, got {self.detail_limit}")
+        if not (self.detail_limit > 0 and self.chroma_limit > 0):
+            raise InputError("fit.delight.detail_limit and chroma_limit must be > 0")
+        if not 64 <= self.max_size <= 4096:
+            raise InputError(f"fit.delight.max_size must be in [64, 4096], got {self.max_size}")
         if not 0.0 <= self.min_cos < self.full_cos <= 1.0:
             raise InputError("fit.delight needs 0 <= min_cos < full_cos <= 1")
 
@@ -145,6 +156,8 @@ class Delit:
 
     Attributes:
         maps: the latent phase's maps with the albedo ``[1, 3, S, S]`` (linear) replaced.
+        light: ``[1, 3, 9]`` the input light with each channel scaled by the mean misfit of
+            the latent phase over the skin (the albedo keeps its level).
         shading: ``[1, 3, S, S]`` multiplicative shading residual (linear, 1 = none) that
             the reconstruction applies to the diffuse term; not part of the reflectance.
         confidence: ``[1, 1, S, S]`` in [0, 1]: how well the photo saw each texel.
@@ -153,6 +166,7 @@ class Delit:
     """
 
     maps: ReflectanceMaps
+    light: Tensor
     shading: Tensor
     confidence: Tensor
     out_of_range: float
@@ -254,6 +268,54 @@ def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor]:
     return (skin.to(device, dtype)[None, None], covered.to(device, dtype)[None, None])
 
 
+#: Fraction of the square UV grid the template's layout covers (measured: 0.66 at 128², 0.65 at
+#: 512²); only used to choose :func:`albedo_size`.
+LAYOUT_FRACTION = 0.65
+
+
+def albedo_size(face_pixels: float, min_size: int, max_size: int) -> int:
+    """Side of the delit albedo: the smallest power of two ≥ ``min_size`` whose layout has
+    at least two texels per face pixel (so the photo's detail survives resampling),
+    capped at ``max_size``.
+
+    >>> albedo_size(7000, 128, 1024), albedo_size(28000, 128, 1024), albedo_size(2e6, 256, 1024)
+    (256, 512, 1024)
+    """
+    size = max(int(min_size), 16)
+    while size < max_size and size * size * LAYOUT_FRACTION < 2.0 * face_pixels:
+        size *= 2
+    return min(size, int(max_size))
+
+
+def _observed(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, light: Tensor,
+              roughness: float, spec_model: str, settings: "DelightSettings") -> tuple[Tensor, Tensor]:
+    """Per covered pixel: the observed albedo ``a = (photo − S) / E`` ``[P, 3]`` (linear, not
+    clamped above) and its weight ``w`` ``[P]`` (module docstring)."""
+    p = prep.num_pixels
+    dtype, dev = light.dtype, light.device
+    ones = torch.ones(1, 3, 2, 2, dtype=dtype, device=dev)
+    sh = shade_prepared(prep, ones, maps.specular, light, maps.normal, roughness=roughness,
+                        spec_model=spec_model, to_image=False)
+    irr, spec = sh.diffuse[0], sh.specular[0]
+    covered = (prep.index[0] < prep.height * prep.width).to(dtype)
+    irr_l = _luma(irr, 1)[:, 0]
+    med = irr_l[covered > 0].median().clamp_min(1e-6) if p and bool((covered > 0).any()) else irr_l.new_tensor(1.0)
+    cos = (prep.normal[0] * prep.view_dir[0]).sum(0)
+    w = (_smoothstep(cos, settings.min_cos, settings.full_cos)
+         * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance)
+         * (target_srgb[0].amax(1) < 0.985).to(dtype) * covered)
+    a = (srgb_to_linear(target_srgb[0]) - spec).clamp_min(1e-3) / irr.clamp_min(1e-4)
+    return a, w
+
+
+def _limit(detail: Tensor, lum_limit: float, chroma_limit: float) -> Tensor:
+    """Soft-limit log-albedo detail ``[3, S, S]``: its luminance part (the luma-weighted
+    mean of the channels) to ``lum_limit``, the rest (chroma) to ``chroma_limit``."""
+    lum = _luma(detail, 0)
+    chroma = detail - lum
+    return lum_limit * torch.tanh(lum / lum_limit) + chroma_limit * torch.tanh(chroma / chroma_limit)
+
+
 def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, light: Tensor,
             roughness: float, spec_model: str, settings: DelightSettings = DelightSettings(),
             valid_skin: Tensor | None = None, size: int | None = None) -> Delit:
@@ -285,41 +347,42 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
         a0 = F.interpolate(maps.albedo, size=(size, size), mode="bilinear", align_corners=False)[0]
         log_prior, _ = normalized_blur(torch.log(a0.clamp_min(1e-3)) * skin, skin, sigma_s)
         log_prior = torch.where(log_prior == 0, torch.log(a0.clamp_min(1e-3)), log_prior)
-
-        ones = torch.ones(1, 3, 2, 2, dtype=dtype, device=dev)
-        sh = shade_prepared(prep, ones, maps.specular, light, maps.normal, roughness=roughness,
-                            spec_model=spec_model, to_image=False)
-        irr, spec = sh.diffuse[0], sh.specular[0]  # [P, 3]
-        obs = srgb_to_linear(target_srgb[0])
-        covered = prep.index[0] < prep.height * prep.width
-        irr_l = _luma(irr, 1)[:, 0]
-        med = irr_l[covered].median().clamp_min(1e-6) if bool(covered.any()) else irr_l.new_tensor(1.0)
-        cos = (prep.normal[0] * prep.view_dir[0]).sum(0)
-        w = (_smoothstep(cos, settings.min_cos, settings.full_cos)
-             * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance)
-             * (target_srgb[0].amax(1) < 0.985).to(dtype) * covered.to(dtype))
-        a = (obs - spec).clamp_min(1e-3) / irr.clamp_min(1e-4)
         uv = prep.uv[0]
         grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(dtype)
         prior_p = F.grid_sample(log_prior[None], grid, mode="bilinear", padding_mode="border",
                                 align_corners=False)[0, :, 0].T
+        skin_p = F.grid_sample(skin[None], grid, mode="nearest", padding_mode="zeros",
+                               align_corners=False)[0, 0, 0]
+        # the latent phase leaves a per-channel mean misfit over the skin: the light takes it
+        # (the albedo keeps its gauge, the shading residual stays free of a constant cast)
+        a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
+        ws = w * skin_p
+        if float(ws.sum()) > 0:
+            mean = ((torch.log(a.clamp(1e-3, 4.0)) - prior_p) * ws[:, None]).sum(0) / ws.sum()
+            light = light * torch.exp(mean.clamp(-2.0, 2.0)).view(1, 3, 1)
+            a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
+        covered = (prep.index[0] < prep.height * prep.width).to(dtype)
         r = torch.log(a.clamp(1e-3, 4.0)) - prior_p
         num, den = splat_to_uv(uv, r, w, size)
+        # every covered pixel, unweighted and unclamped: what the reconstruction must show
+        num_all, den_all = splat_to_uv(uv, torch.log(a.clamp(1e-3, 100.0)) - prior_p, covered, size)
 
         # detail scale: about one texel when the photo samples the layout at least once per
         # texel, wider when it is coarser (normalized convolution fills the gaps)
-        px_per_texel = float(w.sum()) / max(float((layout > 0.5).sum()), 1.0)
+        px_per_texel = float(covered.sum()) / max(float((layout > 0.5).sum()), 1.0)
         sigma_d = 0.7 / math.sqrt(min(max(4 * px_per_texel, 0.05), 1.0))
         r_d, den_d = normalized_blur(num, den, sigma_d)
         r_s, den_s = normalized_blur(num * skin, den * skin, sigma_s)
-        # confidence: the local weight density against that of a typical seen texel
-        seen = (den_d > 1e-3) & (layout > 0.5)
-        typical = float(den_d[seen].median()) if bool(seen.any()) else 1.0
+        r_all, den_all = normalized_blur(num_all, den_all, sigma_d)
+        # confidence: the local weight density against that of a typical seen texel (of
+        # the unweighted splat, so dim or grazing texels count as poorly seen)
+        seen = (den_all > 1e-3) & (layout > 0.5)
+        typical = float(den_all[seen].median()) if bool(seen.any()) else 1.0
         conf = (den_d / max(0.3 * typical, 1e-6)).clamp(0, 1) * layout
+        covered_uv = (den_all / max(0.3 * typical, 1e-6)).clamp(0, 1)
         detail = r_d - r_s
-        lim = settings.detail_limit
-        detail = torch.where(skin > 0.5, lim * torch.tanh(detail / lim), detail.clamp(-3.0, 3.0))
-        conf_self = conf
+        detail = torch.where(skin > 0.5, _limit(detail, settings.detail_limit, settings.chroma_limit),
+                             detail.clamp(-3.0, 3.0))
         if settings.mirror:
             m_conf = conf.flip(-1)
             detail = conf * detail + (1 - conf) * m_conf * detail.flip(-1)
@@ -334,12 +397,13 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
             bad_before = float(skin_range_violations(albedo, valid).sum() / (valid > 0.5).sum())
         if settings.skin_range:
             albedo = torch.where(skin[None] > 0.5, project_to_skin(albedo), albedo.clamp(0.003, 0.95))
-        # shading residual: where the photo saw the texel, all that the albedo does not
-        # explain (the slow part r_s, detail beyond the limit, what the range projection
-        # and the clamp removed); elsewhere r_s, fading to none away from seen skin
+        # shading residual: where the photo shows the texel, all that the albedo does not
+        # explain (the slow part r_s, detail beyond the limit or from untrusted pixels, what
+        # the range projection and the clamp removed); elsewhere r_s, fading to none away
+        # from seen skin
         reach = (den_s / den_s.amax().clamp_min(1e-8)).clamp(0, 1).sqrt()
-        seen_log = log_prior + r_d - torch.log(albedo[0].clamp_min(1e-3))
-        shading_log = conf_self * seen_log + (1 - conf_self) * r_s * reach
-        shading = torch.exp(shading_log.clamp(-4.0, 2.0))[None]
+        seen_log = log_prior + r_all - torch.log(albedo[0].clamp_min(1e-3))
+        shading_log = covered_uv * seen_log + (1 - covered_uv) * r_s * reach
+        shading = torch.exp(shading_log.clamp(-6.0, 4.0))[None]
     out = ReflectanceMaps(albedo.to(dtype), maps.specular, maps.normal)
-    return Delit(out, shading, conf[None], bad_before)
+    return Delit(out, light, shading, conf[None], bad_before)

@@ -89,7 +89,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
-from facerefl.fit.delight import DelightSettings, delight
+from facerefl.fit.delight import DelightSettings, albedo_size, delight
 from facerefl.models.networks import LatentCode, ReflectanceMaps, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.color import linear_to_srgb
@@ -457,8 +457,9 @@ def fit_latents(
         t1 = time.perf_counter()
         d = delight(problem.prepared, problem.target, maps_b, light_b, settings.roughness,
                     settings.spec_model, settings.delight, valid_skin=problem.texture[:, 3:4],
-                    size=max(maps_b.albedo.shape[-1], problem.texture.shape[-1]))
-        maps_b, shading, out_of_range = d.maps, d.shading, d.out_of_range
+                    size=albedo_size(float(problem.weight.sum()), max(maps_b.albedo.shape[-1],
+                                     problem.texture.shape[-1]), settings.delight.max_size))
+        maps_b, light_b, shading, out_of_range = d.maps, d.light, d.shading, d.out_of_range
         t_delight = time.perf_counter() - t1
     seconds = time.perf_counter() - t0
     steps = max(len(losses) - 1, 1)

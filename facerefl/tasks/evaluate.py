@@ -74,7 +74,7 @@ def _settings(cfg: DictConfig):
 
     fit = fit_settings(cfg)
     if not cfg.get("renderer", True):
-        fit = replace(fit, iterations=0, refine_iterations=0)
+        fit = replace(fit, iterations=0, refine_iterations=0, delight=None)
     return fit, geometry_config(cfg)
 
 
