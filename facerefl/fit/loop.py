@@ -108,6 +108,9 @@ LATENTS = ("albedo", "specular", "normal", "light")
 class FitSettings:
     """Optimizer settings (section 8.1 defaults: Adam, step 0.1, betas 0.9/0.999, 150 its).
 
+    The defaults are those of ``conf/optimize.yaml`` (``iterations`` and the ``fit`` group),
+    held equal to it by ``tests/test_config_defaults.py``: the config is where they are set.
+
     Attributes:
         iterations: maximum number of Adam steps.
         lr: Adam step size.
@@ -154,8 +157,8 @@ class FitSettings:
     refine_weight: float = 1e-3
     refine_size: int = 256
     refine_light_lr: float = 0.01
-    albedo_gauge: bool = False
-    delight: DelightSettings | None = None
+    albedo_gauge: bool = True
+    delight: DelightSettings | None = field(default_factory=DelightSettings)
 
     def __post_init__(self) -> None:
         if self.iterations < 0:

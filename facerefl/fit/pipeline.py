@@ -22,7 +22,7 @@ from facerefl.render.color import srgb_to_linear
 from facerefl.render.shading import prepare_gbuffer
 from facerefl.render.texture import sample_texture
 
-__all__ = ["PhotoFit", "problem_from_geometry", "fit_geometry", "image_metrics"]
+__all__ = ["PhotoFit", "problem_from_geometry", "fit_geometry", "on_networks_device", "image_metrics"]
 
 
 def problem_from_geometry(geom: FaceGeometry, roughness: float) -> FitProblem:
@@ -91,14 +91,26 @@ def _to_image(problem: FitProblem, pixels: Tensor) -> Tensor:
     return problem.prepared.scatter(pixels)[0].permute(2, 0, 1)
 
 
+def on_networks_device(geom: FaceGeometry, nets: ReflectanceNetworks) -> FaceGeometry:
+    """``geom`` on the device of the networks' parameters (the geometry stage builds it on
+    the CPU; the fit runs where the networks are). The one place the fit moves data."""
+    device = next(nets.parameters()).device
+    return geom if geom.texture.device == device else geom.to(device)
+
+
 def fit_geometry(
     geom: FaceGeometry,
     nets: ReflectanceNetworks,
     settings: FitSettings,
     on_step: Callable[[int, float], None] | None = None,
 ) -> PhotoFit:
-    """Encode, optimize and measure one photo whose geometry is already built."""
+    """Encode, optimize and measure one photo whose geometry is already built.
+
+    The geometry goes to the networks' device first (:func:`on_networks_device`); every
+    tensor of the returned :class:`PhotoFit` lives there.
+    """
     t0 = time.perf_counter()
+    geom = on_networks_device(geom, nets)
     problem = problem_from_geometry(geom, settings.roughness)
     t_prep = time.perf_counter() - t0
     result = fit_latents(nets, problem, settings, on_step=on_step)

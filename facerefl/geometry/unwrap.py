@@ -27,7 +27,7 @@ from facerefl.render.raster import Camera, Mesh, project_points, rasterize_visib
 
 __all__ = ["DEFAULT_RESOLUTION", "DEFAULT_MIN_COS", "Unwrapped", "texel_visibility", "unwrap"]
 
-DEFAULT_RESOLUTION = 512
+DEFAULT_RESOLUTION = 256  # conf/optimize.yaml geometry.resolution (tests/test_config_defaults.py)
 #: texels seen at a grazing angle (cos < this) are treated as hidden: their colour would
 #: be smeared over many texels from a pixel or two.
 DEFAULT_MIN_COS = 0.15

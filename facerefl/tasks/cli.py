@@ -23,6 +23,7 @@ Exit status: 0 done; 1 some photos of a folder failed, or an internal error; 2 b
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import math
@@ -33,7 +34,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,26 @@ class Interrupted(BaseException):
 
 # The path settings of the running command (set by entry(), applied by run_job()).
 _PATHS: dict[str, str] = {}
+# The running command's arguments as given, path settings included (set by entry()).
+_ARGV: list[str] = []
+
+
+@contextlib.contextmanager
+def command_as_given() -> Iterator[None]:
+    """Hold ``sys.argv`` as the user gave it while the block runs.
+
+    Inside :func:`entry` it holds only Hydra's share (the path settings are kept apart,
+    verbatim); Lightning's ``ddp`` launcher starts the other processes of a distributed run
+    with ``sys.argv``, and they need the whole command. Outside :func:`entry` (a test, a
+    library call) nothing changes.
+    """
+    saved = sys.argv
+    if _ARGV:
+        sys.argv = [saved[0] if saved else "", *_ARGV]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def _say_error(message: str) -> None:
@@ -376,6 +397,7 @@ def entry(main: Callable[[], Any], spec: EntrySpec, argv: Sequence[str] | None =
             precheck(spec, overrides)
         _PATHS.clear()
         _PATHS.update(paths)
+        _ARGV[:] = argv
         sys.argv = [saved_argv[0] if saved_argv else spec.config_name, *hydra_args]
         try:
             main()
@@ -390,6 +412,7 @@ def entry(main: Callable[[], Any], spec: EntrySpec, argv: Sequence[str] | None =
     finally:
         sys.argv = saved_argv
         _PATHS.clear()
+        _ARGV.clear()
         if in_main:
             signal.signal(signal.SIGTERM, old_term)
 

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -142,14 +142,14 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         patience=read_int(f.patience, "fit.patience", 1),
         roughness=read_float(f.roughness, "fit.roughness", 0.0, 1.0, exclusive_minimum=True),
         spec_model=read_choice(f.spec_model, "fit.spec_model", ("lobe", "paper")),
-        enhance=read_bool(f.get("enhance", True), "fit.enhance"),
-        refine_iterations=read_int(f.get("refine_iterations", 0), "fit.refine_iterations", 0, 1_000_000),
-        refine_lr=read_float(f.get("refine_lr", 0.02), "fit.refine_lr", 0.0, exclusive_minimum=True),
-        refine_weight=read_float(f.get("refine_weight", 1e-3), "fit.refine_weight", 0.0),
-        refine_size=read_int(f.get("refine_size", 256), "fit.refine_size", 8, 4096),
-        refine_light_lr=read_float(f.get("refine_light_lr", 0.01), "fit.refine_light_lr", 0.0),
-        albedo_gauge=read_bool(f.get("albedo_gauge", False), "fit.albedo_gauge"),
-        delight=DelightSettings.from_config(f.get("delight")),
+        enhance=read_bool(f.enhance, "fit.enhance"),
+        refine_iterations=read_int(f.refine_iterations, "fit.refine_iterations", 0, 1_000_000),
+        refine_lr=read_float(f.refine_lr, "fit.refine_lr", 0.0, exclusive_minimum=True),
+        refine_weight=read_float(f.refine_weight, "fit.refine_weight", 0.0),
+        refine_size=read_int(f.refine_size, "fit.refine_size", 8, 4096),
+        refine_light_lr=read_float(f.refine_light_lr, "fit.refine_light_lr", 0.0),
+        albedo_gauge=read_bool(f.albedo_gauge, "fit.albedo_gauge"),
+        delight=DelightSettings.from_config(f.delight),
     )
 
 
@@ -310,6 +310,34 @@ def fit_one(image: Path, out_dir: Path, cfg: DictConfig, nets: ReflectanceNetwor
         return failed(os_error_message(e))
 
 
+@dataclass
+class FitJob:
+    """Fits photos into their output folders, one call per photo: what the local loop and
+    each process of the predict loop (:func:`facerefl.tasks.predict.predict_photos`) run.
+
+    Attributes:
+        cfg: the job's config.
+        out_dirs: photo path (as a string) -> its output folder (:func:`output_dirs`).
+        nets, envs: the networks and relighting environments, loaded by :meth:`setup`.
+    """
+
+    cfg: DictConfig
+    out_dirs: dict[str, Path]
+    nets: ReflectanceNetworks | None = None
+    envs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def setup(self, device: torch.device) -> None:
+        """Load the networks onto ``device`` (the fit follows them there) and the lights."""
+        self.nets = load_networks(self.cfg).to(device)
+        self.envs = environments(self.cfg)
+
+    def __call__(self, image: str) -> dict[str, Any]:
+        """Fit ``image``; its :class:`PhotoReport` as a plain dict (it crosses processes)."""
+        if self.nets is None:
+            raise RuntimeError("FitJob.setup(device) must run before the first photo")
+        return asdict(fit_one(Path(image), self.out_dirs[image], self.cfg, self.nets, self.envs))
+
+
 def _fit_and_write(image: Path, out_dir: Path, cfg: DictConfig, nets: ReflectanceNetworks,
                    envs: dict[str, torch.Tensor]) -> PhotoReport:
     t0 = time.perf_counter()
@@ -365,7 +393,10 @@ def output_slot(path: Path, overwrite: bool) -> Iterator[None]:
     created = []
     for parent in reversed([path.parent, *path.parent.parents]):
         if not parent.exists():
-            parent.mkdir()
+            try:
+                parent.mkdir()
+            except FileExistsError:  # another process of a distributed run made it first
+                continue
             created.append(parent)
     try:
         with folder_lock(path):
@@ -519,15 +550,15 @@ def optimize(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads") is not None:
         torch.set_num_threads(read_int(cfg.threads, "threads", 1))
     images, from_folder = resolve_inputs(cfg.get("image"))
+    job = FitJob(cfg, output_dirs(cfg, images, from_folder))
     if cfg.distributed.enabled:
+        # Lightning loads only for a distributed run (a second or more of start-up otherwise)
         from facerefl.tasks.predict import predict_photos
 
-        rows = predict_photos(cfg, images, from_folder)
+        rows = [PhotoReport(**r) for r in predict_photos(cfg.distributed, images, job)]
     else:
-        nets = load_networks(cfg)
-        envs = environments(cfg)
-        dirs = output_dirs(cfg, images, from_folder)
-        rows = [fit_one(img, dirs[str(img)], cfg, nets, envs) for img in images]
+        job.setup(torch.device(read_device(cfg.get("device", "cpu"))))
+        rows = [PhotoReport(**job(str(img))) for img in images]
     print(summary_table(rows))
     return {"rows": rows, "failed": sum(not r.ok for r in rows), "folder": from_folder}
 

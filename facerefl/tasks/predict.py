@@ -12,15 +12,27 @@ No scheduler of our own: launching, ranks and sharding are Lightning's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
-from facerefl.tasks.optimize import PhotoReport, environments, fit_one, load_networks, output_dirs
+from facerefl.errors import InputError
+from facerefl.tasks.cli import command_as_given
 
-__all__ = ["PhotoList", "PhotoFitModule", "predict_photos"]
+__all__ = ["PhotoJob", "PhotoList", "PhotoFitModule", "predict_photos"]
+
+
+class PhotoJob(Protocol):
+    """What each process runs: :meth:`setup` once on the rank's device, then one call per
+    photo path returning that photo's row (picklable: ``ddp_spawn`` sends it to the ranks).
+    :class:`facerefl.tasks.optimize.FitJob` is the one the optimize task passes."""
+
+    def setup(self, device: torch.device) -> None: ...
+
+    def __call__(self, image: str) -> Any: ...
 
 
 class PhotoList(Dataset):
@@ -41,45 +53,45 @@ def _collate(items: list[str]) -> list[str]:
 
 
 class PhotoFitModule(pl.LightningModule):
-    """Fits the photos of each predict batch; returns one :class:`PhotoReport` each.
+    """Runs ``job`` on the photos of each predict batch; returns ``(path, row)`` pairs.
 
-    The networks are loaded in :meth:`setup`, on the rank's own device.
+    The job is set up in :meth:`setup`, on the rank's own device.
     """
 
-    def __init__(self, cfg: DictConfig, out_dirs: dict[str, Path]) -> None:
+    def __init__(self, job: PhotoJob) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.out_dirs = out_dirs
-        self.nets = None
-        self.envs: dict[str, torch.Tensor] = {}
+        self.job = job
 
     def setup(self, stage: str) -> None:
-        self.nets = load_networks(self.cfg).to(self.device)
-        self.envs = environments(self.cfg)
+        self.job.setup(self.device)
 
-    def predict_step(self, batch: list[str], batch_idx: int) -> list[dict]:
-        rows = []
+    def predict_step(self, batch: list[str], batch_idx: int) -> list[tuple[str, Any]]:
         with torch.enable_grad():
-            for image in batch:
-                row = fit_one(Path(image), self.out_dirs[image], self.cfg, self.nets, self.envs)
-                rows.append(row.__dict__)
-        return rows
+            return [(image, self.job(image)) for image in batch]
 
 
-def predict_photos(cfg: DictConfig, images: list[Path], from_folder: bool) -> list[PhotoReport]:
-    """Fit ``images`` under a Lightning trainer configured by ``cfg.distributed``."""
-    d = cfg.distributed
+def predict_photos(distributed: DictConfig, images: list[Path], job: PhotoJob) -> list[Any]:
+    """Run ``job`` on every photo under a Lightning trainer configured by ``distributed``
+    (``accelerator``, ``devices``, ``num_nodes``, ``strategy``: the ``distributed`` group of
+    ``conf/optimize.yaml``). Returns every rank's rows, on every rank, in the order of
+    ``images``."""
+    d = distributed
+    if any(word in str(d.strategy) for word in ("spawn", "fork", "notebook")):
+        # Lightning's spawn/fork launchers hand back nothing from the processes they start
+        raise InputError(f"distributed.strategy={d.strategy} cannot return the fitted rows; use "
+                         "distributed.strategy=ddp (the other processes run this command again)")
     trainer = pl.Trainer(
         accelerator=d.accelerator, devices=d.devices, num_nodes=d.num_nodes, strategy=d.strategy,
         inference_mode=False, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False,
     )
     loader = DataLoader(PhotoList(images), batch_size=1, shuffle=False, collate_fn=_collate)
-    out = trainer.predict(PhotoFitModule(cfg, output_dirs(cfg, images, from_folder)), dataloaders=loader)
-    rows = [PhotoReport(**r) for batch in (out or []) for r in batch]
-    if trainer.world_size > 1:
+    with command_as_given():  # the ddp launcher runs this command again for the other ranks
+        out = trainer.predict(PhotoFitModule(job), dataloaders=loader)
+    pairs = [pair for batch in (out or []) for pair in batch]
+    if trainer.world_size > 1 and torch.distributed.is_initialized():
         gathered: list = [None] * trainer.world_size
-        torch.distributed.all_gather_object(gathered, [r.__dict__ for r in rows])
-        rows = [PhotoReport(**r) for part in gathered for r in part]
+        torch.distributed.all_gather_object(gathered, pairs)
+        pairs = [pair for part in gathered for pair in part]
     order = {str(p): i for i, p in enumerate(images)}
-    return sorted(rows, key=lambda r: order.get(r.image, len(order)))
+    return [row for _, row in sorted(pairs, key=lambda pair: order.get(pair[0], len(order)))]

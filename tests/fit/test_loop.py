@@ -9,6 +9,11 @@ from facerefl.fit.loop import FitProblem, FitSettings, fit_latents, masked_psnr
 from facerefl.fit.pipeline import fit_geometry, image_metrics, problem_from_geometry
 
 
+def paper(**kw) -> FitSettings:
+    """The paper's loop: the config's defaults without the gauge and the delighting."""
+    return FitSettings(**{"albedo_gauge": False, "delight": None, **kw})
+
+
 @pytest.fixture(scope="module")
 def problem(astro_geometry):
     return problem_from_geometry(astro_geometry, roughness=0.6)
@@ -26,7 +31,7 @@ def test_problem_face_region_is_inside_coverage_and_skin(problem, astro_geometry
 
 
 def test_loss_decreases_and_best_iterate_is_returned(tiny_nets, problem):
-    res = fit_latents(tiny_nets, problem, FitSettings(iterations=12))
+    res = fit_latents(tiny_nets, problem, paper(iterations=12))
     assert len(res.losses) == 13
     assert res.best_loss == min(res.losses)
     assert res.best_loss < 0.8 * res.initial_loss
@@ -38,7 +43,7 @@ def test_loss_decreases_and_best_iterate_is_returned(tiny_nets, problem):
 
 
 def test_only_selected_latents_move(tiny_nets, problem):
-    res = fit_latents(tiny_nets, problem, FitSettings(iterations=3, optimize=("light",)))
+    res = fit_latents(tiny_nets, problem, paper(iterations=3, optimize=("light",)))
     code0 = tiny_nets.encode(problem.texture)
     assert torch.equal(res.code.albedo.z, code0.albedo.z)
     assert not torch.equal(res.light, code0.light)
@@ -54,14 +59,14 @@ def test_non_finite_loss_restores_last_good_state(tiny_nets, problem, monkeypatc
         return out * float("nan") if calls["n"] == 4 else out
 
     monkeypatch.setattr(loop, "render_maps", flaky)
-    res = fit_latents(tiny_nets, problem, FitSettings(iterations=6))
+    res = fit_latents(tiny_nets, problem, paper(iterations=6))
     assert res.restorations == 1
     assert all(math.isfinite(v) for v in res.losses)
     assert "non-finite" in res.messages[0]
 
 
 def test_early_stop(tiny_nets, problem):
-    res = fit_latents(tiny_nets, problem, FitSettings(iterations=50, lr=1e-9, early_stop=True, patience=3))
+    res = fit_latents(tiny_nets, problem, paper(iterations=50, lr=1e-9, early_stop=True, patience=3))
     assert res.stopped_early and len(res.losses) < 10
 
 
@@ -89,7 +94,7 @@ def test_metrics_are_consistent():
 
 
 def test_fit_geometry_reports_before_and_after(tiny_nets, astro_geometry):
-    pf = fit_geometry(astro_geometry, tiny_nets, FitSettings(iterations=8))
+    pf = fit_geometry(astro_geometry, tiny_nets, paper(iterations=8))
     m = pf.metrics
     assert m["psnr_final"] > m["psnr_initial"]
     assert m["psnr_gain"] == pytest.approx(m["psnr_final"] - m["psnr_initial"])
@@ -101,12 +106,12 @@ def test_fit_geometry_reports_before_and_after(tiny_nets, astro_geometry):
 
 
 def test_without_enhancer_renders_decoder_outputs(tiny_nets, problem):
-    res = fit_latents(tiny_nets, problem, FitSettings(iterations=2, enhance=False))
+    res = fit_latents(tiny_nets, problem, paper(iterations=2, enhance=False))
     assert res.maps.albedo.shape == (1, 3, 32, 32)  # decoder size, not the enhancer's 64
 
 
 def test_albedo_refinement_lowers_the_loss_below_the_latent_phase(tiny_nets, problem):
-    res = fit_latents(tiny_nets, problem, FitSettings(iterations=3, refine_iterations=15, refine_size=64))
+    res = fit_latents(tiny_nets, problem, paper(iterations=3, refine_iterations=15, refine_size=64))
     assert res.latent_steps == 4 and len(res.losses) == 4 + 15
     assert res.best_loss < res.latent_best_loss
     assert res.maps.albedo.shape == (1, 3, 64, 64)
@@ -178,7 +183,7 @@ def test_without_the_gauge_the_fit_is_the_plain_loop(problem):
     """Gauge off is the paper's loop: a hand-written Adam loop on the image loss gives the
     same losses, and the returned albedo and light are those of the best iterate."""
     nets, n = UniformAlbedoNets(), 6
-    res = fit_latents(nets, problem, FitSettings(iterations=n, albedo_gauge=False))
+    res = fit_latents(nets, problem, paper(iterations=n, albedo_gauge=False))
     assert res.gauge_scale is None
     code0 = nets.encode(problem.texture)
     z_a, light = code0.albedo.z.clone().requires_grad_(), code0.light.clone().requires_grad_()
@@ -203,8 +208,8 @@ def test_gauge_undoes_the_drift_along_albedo_times_light(problem):
     gauge the albedo keeps the encoders' scale, the light takes it, and the photo is
     matched as well (only the specular term sees the rescaled light)."""
     nets = UniformAlbedoNets()
-    free = fit_latents(nets, problem, FitSettings(iterations=40))
-    held = fit_latents(nets, problem, FitSettings(iterations=40, albedo_gauge=True))
+    free = fit_latents(nets, problem, paper(iterations=40))
+    held = fit_latents(nets, problem, paper(iterations=40, albedo_gauge=True))
     assert _scale_drift(free, problem) > 0.15
     assert _scale_drift(held, problem) < 1e-4
     assert held.losses == free.losses  # the optimization itself is the paper's
@@ -221,12 +226,12 @@ def test_gauge_leaves_a_kept_refinement_as_refined(problem):
     the phase's result is not kept, the latent result is gauged as usual."""
     nets = UniformAlbedoNets()
     s = dict(iterations=5, refine_iterations=20, refine_size=32, refine_lr=0.05, refine_light_lr=0.05)
-    free = fit_latents(nets, problem, FitSettings(**s))
-    held = fit_latents(nets, problem, FitSettings(**s, albedo_gauge=True))
+    free = fit_latents(nets, problem, paper(**s))
+    held = fit_latents(nets, problem, paper(**s, albedo_gauge=True))
     assert held.best_iteration >= held.latent_steps  # the refined maps were kept
     assert held.gauge_scale is None and held.losses == free.losses
     assert torch.equal(held.maps.albedo, free.maps.albedo) and torch.equal(held.light, free.light)
     # One refinement evaluation is the latent result itself (δ = 0): not better, not kept.
-    lost = fit_latents(nets, problem, FitSettings(**{**s, "refine_iterations": 1}, albedo_gauge=True))
+    lost = fit_latents(nets, problem, paper(**{**s, "refine_iterations": 1}, albedo_gauge=True))
     assert lost.best_iteration < lost.latent_steps and lost.gauge_scale is not None
     assert _scale_drift(lost, problem) < 1e-4 and lost.latent_maps is lost.maps
