@@ -25,55 +25,12 @@ Choices the paper leaves open, and ours:
   ``tol`` for ``patience`` iterations.
 
 Beyond the paper, the **albedo gauge** (``FitSettings.albedo_gauge``). The photo
-constrains only albedo × irradiance: per colour channel, a factor ``s`` on the albedo and
-``1/s`` on the SH light give the same diffuse image, so equation 1 leaves that scale to
-wherever Adam wanders, and it wanders away from the truth (synthetic test set, first 40
-examples: the fitted albedo at 21.86 dB against 24.21 dB for the encoders' own, although
-after a per-example scale fit it is the better one, 28.12 vs 27.94 dB). The fit itself is
-left as the paper has it; afterwards the albedo's per-channel mean over T's valid skin is
+constrains only albedo × irradiance, so equation 1 leaves each channel's albedo scale to
+wherever Adam wanders. After the fit the albedo's per-channel mean over T's valid skin is
 set back to the encoders' value and the light divided by the same factors
-(:func:`gauge_albedo`): the diffuse rendering is unchanged, only the specular term sees
-the rescaled light. The scale comes from the encoders rather than the light regressor
-because they are the better anchor: on those 40 examples the log of the least-squares
-scale to the truth has rms 0.21 for the encoders' albedo (biased: mean −0.17, too bright)
-and 0.30 for the regressor's light.
-
-Measured with ``evaluate.py``'s pipeline and Table 1 metrics (first 20 test examples,
-150 iterations, no refinement; PSNR in dB; "aligned": albedo after the per-example scale
-fit; "image": the reconstruction against the photo over the face):
-
-=========================================  ======  =======  ======  =====  =====  =====
-variant                                    albedo  aligned  normal  spec   light  image
-=========================================  ======  =======  ======  =====  =====  =====
-no_renderer (encoders, no optimization)    23.79   27.64    40.19   25.95  17.22  21.95
-paper, maps as fitted (``no_gauge``)       22.27   27.89    37.05   25.36  19.80  26.50
-**albedo gauge** (default)                 24.00   27.90    37.05   25.36  20.92  26.47
-prior λ·mean_c log²(m_c/m0_c), λ = 0.01    23.89   27.67    36.84   25.16  21.24  26.45
-the same, λ = 0.1                          23.81   27.59    36.71   25.00  21.20  26.41
-albedo renormalized to m0 at every step    23.84   27.61    36.97   25.21  21.39  26.58
-=========================================  ======  =======  ======  =====  =====  =====
-
-The last three rows constrain the scale during the fit instead (tried and dropped): they
-hold it as well but the albedo's pattern comes out worse than the free fit's (aligned
-27.6–27.7 vs 27.9), while the gauge keeps the free fit's pattern at the encoders' scale.
-On the first 10 examples (no_renderer albedo 22.81, maps as fitted 22.64, light 19.23)
-we also tried anchoring the light, an L2 prior on the SH coefficients relative to the
-regressor's (all 27 or the DC terms only, weights 0.01 and 0.1): albedo 21.90–22.09,
-light 17.2–18.7, worse on both; and an L2 prior on the latent codes (weights 1e-4 and
-1e-2 on the mean square per code): Adam's per-coordinate steps then freeze z_n and hold
-z_a back (albedo 22.75 and 22.80, image gain 3.8 and 3.7 dB instead of 4.1). On the
-first 40 examples the gauge gives albedo 24.36 (no_renderer 24.21, maps as fitted
-21.86), normal 36.78, specular 25.21, light 19.87 (19.36 as fitted), image 26.28 dB
-(+4.61). The albedo's edge over the encoders is small (+0.14 dB on 40, 22 of them
-better; +0.21 on 20) because what stays between it and its aligned score is the
-encoders' scale bias, which nothing in the photo can reveal.
-
-The albedo refinement phase (beyond the paper, ``refine_iterations``; on in
-``optimize.py``) is left as it was: it starts from the fitted scale, and a refined
-result it keeps is returned without the gauge. Gauging there too (before the phase and
-after it) cost 0.65 dB of image PSNR and 0.23 dB of albedo PSNR on the first 5 examples
-(light +2.7 dB): at ~40 dB the specular change under the rescaled light shows, and the
-refined albedo holds baked-in shading, so its mean is no longer the albedo's level.
+(:func:`gauge_albedo`): the diffuse rendering is unchanged. A kept refinement result
+(``refine_iterations``) is returned as refined, without the gauge. The measurements behind
+these choices, and the alternatives tried, are in ``docs/albedo_gauge.md``.
 """
 
 from __future__ import annotations
@@ -346,28 +303,27 @@ def _code_from(code0: LatentCode, z: dict[str, Tensor]) -> LatentCode:
                         light=z["light"])
 
 
-def fit_latents(
-    nets: ReflectanceNetworks,
-    problem: FitProblem,
-    settings: FitSettings = FitSettings(),
-    on_step: Callable[[int, float], None] | None = None,
-) -> FitResult:
-    """Optimize the latent codes of one photo (equation 1).
+@dataclass
+class _LatentRun:
+    """What the latent phase leaves for the post-phase (see :func:`_latent_loop`)."""
 
-    Args:
-        nets: frozen networks (eval-mode batch norm, no weight gradients).
-        problem: the photo's texture, prepared G-buffer, target colours and loss mask.
-        settings: optimizer settings.
-        on_step: called after every evaluation with ``(iteration, loss)`` (progress bars,
-            W&B logging).
+    code0: LatentCode
+    losses: list[float]
+    best_index: int
+    best_z: dict[str, Tensor]
+    best_maps: ReflectanceMaps
+    initial_maps: ReflectanceMaps
+    initial_light: Tensor
+    restorations: int
+    stopped_early: bool
+    messages: list[str]
 
-    Returns:
-        :class:`FitResult` holding the best iterate.
-    """
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        code0 = nets.encode(problem.texture)
-    t_encode = time.perf_counter() - t0
+
+def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSettings,
+                 code0: LatentCode, on_step: Callable[[int, float], None] | None) -> _LatentRun:
+    """Equation 1: Adam on the free latents from the encoders' ``code0``, keeping the best
+    iterate, restoring the last good state after a non-finite loss, stopping early if asked
+    (module docstring)."""
     z = {
         "albedo": code0.albedo.z.detach().clone(),
         "specular": code0.specular.z.detach().clone(),
@@ -436,14 +392,26 @@ def fit_latents(
         opt.step()
 
     _, best_idx, zb, maps_b = best
-    code_b = _code_from(code0, zb)
     if maps_b is None:  # every evaluation was non-finite: fall back to the encoder start
         with torch.no_grad():
-            maps_b = _detached(decode_maps(nets, code_b, problem.texture, settings))
-    latent_steps = len(losses)
-    latent_best = losses[best_idx] if losses else math.nan
+            maps_b = _detached(decode_maps(nets, _code_from(code0, zb), problem.texture, settings))
+    return _LatentRun(code0, losses, best_idx, zb, maps_b, initial_maps, initial_light,
+                      restorations, stopped_early, messages)
+
+
+def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun,
+                     on_step: Callable[[int, float], None] | None
+                     ) -> tuple[ReflectanceMaps, Tensor, ReflectanceMaps, Tensor | None, int, list[float]]:
+    """The post-phase before the delighting: the optional albedo refinement (only without
+    the delighting; kept when it beats the latent phase), then the gauge unless a refined
+    result was kept.
+
+    Returns:
+        ``(maps, light, latent_maps, gauge_scale or None, best index, losses of both phases)``.
+    """
+    losses, best_idx, maps_b = list(run.losses), run.best_index, run.best_maps
     latent_maps = maps_b
-    light_b, gauge, refined = zb["light"], None, False
+    light_b, gauge, refined = run.best_z["light"], None, False
     if settings.refine_iterations > 0 and losses and settings.delight is None:
         maps_r, light_r, extra, best_extra = refine_albedo(problem, maps_b, light_b, settings,
                                                            on_step, start=len(losses))
@@ -452,9 +420,43 @@ def fit_latents(
             maps_b, light_b, refined = maps_r, light_r, True
         losses += extra
     if settings.albedo_gauge and not refined:
-        target = skin_mean(initial_maps.albedo, problem.texture)
+        target = skin_mean(run.initial_maps.albedo, problem.texture)
         maps_b, light_b, gauge = gauge_albedo(maps_b, light_b, target, problem.texture)
         latent_maps = maps_b
+    return maps_b, light_b, latent_maps, gauge, best_idx, losses
+
+
+def fit_latents(
+    nets: ReflectanceNetworks,
+    problem: FitProblem,
+    settings: FitSettings = FitSettings(),
+    on_step: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Optimize the latent codes of one photo (equation 1), then the post-phase.
+
+    The stages: encode; the latent loop (:func:`_latent_loop`); the refinement or the
+    gauge (:func:`_refine_or_gauge`); the delighting (:mod:`facerefl.fit.delight`).
+
+    Args:
+        nets: frozen networks (eval-mode batch norm, no weight gradients).
+        problem: the photo's texture, prepared G-buffer, target colours and loss mask.
+        settings: optimizer settings.
+        on_step: called after every evaluation with ``(iteration, loss)`` (progress bars,
+            W&B logging).
+
+    Returns:
+        :class:`FitResult` holding the best iterate.
+    """
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        code0 = nets.encode(problem.texture)
+    t_encode = time.perf_counter() - t0
+    run = _latent_loop(nets, problem, settings, code0, on_step)
+    code_b = _code_from(code0, run.best_z)
+    initial_maps, initial_light = run.initial_maps, run.initial_light
+    latent_steps = len(run.losses)
+    latent_best = run.losses[run.best_index] if run.losses else math.nan
+    maps_b, light_b, latent_maps, gauge, best_idx, losses = _refine_or_gauge(problem, settings, run, on_step)
     shading, out_of_range, t_delight = None, None, 0.0
     if settings.delight is not None and losses:
         t1 = time.perf_counter()
@@ -474,11 +476,11 @@ def fit_latents(
         code=code_b,
         losses=losses,
         best_iteration=best_idx,
-        restorations=restorations,
-        stopped_early=stopped_early,
+        restorations=run.restorations,
+        stopped_early=run.stopped_early,
         seconds=seconds,
         ms_per_iteration=1000.0 * seconds / steps,
-        messages=messages,
+        messages=run.messages,
         encode_seconds=t_encode,
         latent_steps=latent_steps,
         latent_best_loss=latent_best,
