@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from facerefl.eval.compare import GroundTruth, compare
 from facerefl.eval.metrics import light_score
-from facerefl.export.atomic import atomic_write_text
+from facerefl.fsutil import atomic_write_text
 
 __all__ = ["run"]
 

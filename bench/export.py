@@ -18,13 +18,13 @@ import torch
 
 from bench import OUT_DIR
 from facerefl.assets import is_ready
-from facerefl.export.atomic import atomic_write_json
 from facerefl.export.gltf import PbrTextures, write_glb
 from facerefl.export.maps import FaceMaps, save_reflectance_maps
 from facerefl.export.obj import write_obj
 from facerefl.export.outputs import FitOutputs, write_all
 from facerefl.export.relight import FaceAppearance, render_orbit, render_view
 from facerefl.export.surface import surface_from_mesh, to_asset_frame
+from facerefl.fsutil import atomic_write_json
 from facerefl.render.raster import Camera, Mesh
 
 IMAGE = 512

@@ -13,6 +13,7 @@ go to ``out_dir/render.json``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -23,10 +24,10 @@ from pathlib import Path
 import torch
 
 from bench import OUT_DIR
+from facerefl.fsutil import atomic_write_text
 from facerefl.render import fused
 from facerefl.render.raster import Camera, GBuffer, Mesh, rasterize
 from facerefl.render.shading import PreparedGBuffer, prepare_gbuffer, shade_prepared
-from facerefl.render.validate import write_json_atomic
 
 __all__ = ["SceneMaps", "uv_sphere", "synthetic_scene", "time_shading", "run"]
 
@@ -191,7 +192,8 @@ def run(out_dir: Path) -> dict:
         print(f"{r['device']:6s} {r['path']:9s} {r['threads']:>3d} {r['size']:>6d} {r['covered_pixels']:>9d} "
               f"{r['fwd_bwd_ms']:>11.2f} {r['fwd_bwd_cpu_ms']:>8.2f}")
     print(f"1-min load average {result['load_avg_1min']} (other processes slow the timings)")
-    write_json_atomic(Path(out_dir) / "render.json", result)
+    atomic_write_text(Path(out_dir) / "render.json", json.dumps(result, indent=2, sort_keys=True) + "\n",
+                      make_parents=True)
     return result
 
 

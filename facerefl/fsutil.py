@@ -1,4 +1,11 @@
-"""File-system helpers shared by every stage (no project imports)."""
+"""File-system helpers shared by every stage (imports only :mod:`facerefl.errors`).
+
+Every file facerefl writes goes through :func:`atomic_write` (or its bytes, text and JSON
+forms): the content is written to a hidden temporary file in the destination folder and
+moved over the destination with ``os.replace``, so a reader sees either the old file or
+the complete new one, and an interrupted write leaves no stray temporary behind. Folders
+of results are replaced whole with :func:`replace_dir` under a :func:`folder_lock`.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,19 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from facerefl.errors import InputError
 
 __all__ = ["replace_dir", "sibling", "folder_lock", "LockedError", "umask", "publish_mode",
-           "remove_stale", "recover_stale"]
+           "remove_stale", "recover_stale", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+           "atomic_write_json"]
 
 #: longest file-name component most file systems accept (ext4, xfs, btrfs, tmpfs: bytes)
 NAME_MAX = 255
@@ -140,3 +153,66 @@ def replace_dir(staged: Path, final: Path) -> Path:
     if old.exists():
         shutil.rmtree(old)
     return final
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], make_parents: bool = False) -> Path:
+    """Run ``write(tmp_path)`` on a temporary path next to ``path``, then move it into place.
+
+    Use this form for libraries that insist on writing to a file name themselves (OpenEXR,
+    safetensors, PIL). On any exception the temporary file is removed and the exception
+    propagates; ``path`` is left untouched. The published file gets the mode a plain
+    ``open()`` would give it (0666 less the umask).
+
+    Args:
+        make_parents: create missing parent folders (else a missing parent is an error).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: the parent folder does not exist and ``make_parents`` is false.
+    """
+    path = Path(path)
+    parent = path.parent
+    if make_parents:
+        parent.mkdir(parents=True, exist_ok=True)
+    elif not parent.is_dir():
+        raise InputError(f"cannot write {path}: folder {parent} does not exist; create it first")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        publish_mode(tmp)  # mkstemp creates 0600; published files honour the umask
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, make_parents: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return atomic_write(path, _write, make_parents)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, make_parents: bool = False) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"), make_parents)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, make_parents: bool = False) -> Path:
+    """Write ``obj`` as indented, key-sorted, strict JSON (no NaN/Infinity) atomically.
+
+    Raises:
+        ValueError: ``obj`` holds a non-finite float or a type JSON cannot represent.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return atomic_write_text(path, text, make_parents)

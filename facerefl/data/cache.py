@@ -25,9 +25,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from facerefl.data.assemble import ExampleGenerator, GeneratorSettings
-from facerefl.data.atomic import atomic_write, atomic_write_text
 from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError, OutputExistsError
+from facerefl.fsutil import atomic_write, atomic_write_text
 
 FORMAT = "facerefl-synthetic-v1"
 MANIFEST = "manifest.json"
@@ -36,7 +36,8 @@ TRAIN_FIELDS = ("texture", "albedo", "specular", "normal", "light", "uv_mask", "
 
 
 def _save_shard(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp))
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, tmp),
+                 make_parents=True)
 
 
 # Worker-process state for parallel generation (one generator per process).
@@ -129,7 +130,7 @@ def write_cache(
         "fields": stored,
         "shards": shards,
     }
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1), make_parents=True)
     return manifest
 
 

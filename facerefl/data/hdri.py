@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facerefl.data.atomic import atomic_write, atomic_write_text
 from facerefl.errors import InputError
+from facerefl.fsutil import atomic_write, atomic_write_text
 
 #: Name of the asset package in ``facerefl.assets``.
 ASSET = "hdri"
@@ -72,11 +72,11 @@ def downsample2(img: np.ndarray) -> np.ndarray:
 
 
 def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    def write(tmp: str) -> None:
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, arr)
 
-    atomic_write(path, write)
+    atomic_write(path, write, make_parents=True)
 
 
 def convert_asset(src: Path, out: Path) -> None:
@@ -91,7 +91,7 @@ def convert_asset(src: Path, out: Path) -> None:
         _save_npy_atomic(out / f"{name}.npy", rgb.astype(np.float16))
         _save_npy_atomic(out / f"{name}_256.npy", downsample2(rgb).astype(np.float16))
         names.append({"name": name, "shape": list(rgb.shape)})
-    atomic_write_text(out / "manifest.json", json.dumps({"maps": names}, indent=1))
+    atomic_write_text(out / "manifest.json", json.dumps({"maps": names}, indent=1), make_parents=True)
 
 
 def map_names() -> list[str]:

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facerefl.data.atomic import atomic_write_text
 from facerefl.errors import InputError
+from facerefl.fsutil import atomic_write_text
 from facerefl.render.sh import project_to_sh, sh_basis, sh_rotate
 from facerefl.resources import SH_LIGHTS
 
@@ -176,7 +176,7 @@ def write_table(out: Path) -> dict[str, list[float]]:
                  "facerefl/resources/sh_lights.json",
         "sh": table,
     }
-    atomic_write_text(out, json.dumps(doc, indent=1))
+    atomic_write_text(out, json.dumps(doc, indent=1), make_parents=True)
     return table
 
 

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facerefl.data.atomic import atomic_write
 from facerefl.data.types import ReflectanceBatch
 from facerefl.errors import InputError
+from facerefl.fsutil import atomic_write
 from facerefl.render.color import linear_to_srgb
-from facerefl.render.sh import sh_basis
+from facerefl.render.sh import probe_normals, sh_basis
 
 
 def probe_image(light: torch.Tensor, size: int) -> torch.Tensor:
@@ -30,13 +30,10 @@ def probe_image(light: torch.Tensor, size: int) -> torch.Tensor:
     A chrome sphere seen head-on along -z shows, at the point with normal n, the radiance
     arriving from the reflected view direction ``2 (n.z) n - z``; 0 outside the disc.
     """
-    c = (torch.arange(size, dtype=torch.float64) + 0.5) / size * 2 - 1
-    x, y = c[None, :].expand(size, size), -c[:, None].expand(size, size)
-    r2 = x * x + y * y
-    n = torch.stack([x, y, torch.sqrt((1 - r2).clamp_min(0))], -1)
+    n, inside = probe_normals(size, torch.float64)
     d = 2 * n[..., 2:] * n - torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
     rad = sh_basis(d) @ light.double().T
-    return (rad.clamp_min(0) * (r2 < 1)[..., None]).permute(2, 0, 1).float()
+    return (rad.clamp_min(0) * inside[..., None]).permute(2, 0, 1).float()
 
 
 def _tile(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -68,7 +65,7 @@ def preview_grid(batch: ReflectanceBatch, size: int = 128) -> np.ndarray:
 
 def save_png_atomic(img: np.ndarray, out: Path) -> None:
     """Write a uint8 ``[H, W, 3]`` image to ``out`` via a temp file in the same folder."""
-    atomic_write(out, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
+    atomic_write(out, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"), make_parents=True)
 
 
 def main(argv: list[str] | None = None) -> int:

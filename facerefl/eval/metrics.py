@@ -31,8 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from facerefl.models.metrics import masked_mse as shared_masked_mse
+from facerefl.models.metrics import psnr_db
 from facerefl.render.color import linear_to_srgb
-from facerefl.render.sh import irradiance
+from facerefl.render.sh import irradiance, probe_normals
 
 __all__ = [
     "Score", "masked_mse", "score", "resize_map", "channel_scale", "probe_normals",
@@ -53,7 +55,7 @@ class Score:
         20.0
         """
         mse = max(float(mse), 0.0)
-        return Score(float("inf") if mse == 0 else -10.0 * math.log10(mse), math.sqrt(mse))
+        return Score(psnr_db(mse), math.sqrt(mse))
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> float:
@@ -71,11 +73,7 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> float:
                          f"and {tuple(target.shape)}")
     if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != pred.shape[-2:]:
         raise ValueError(f"mask must be [B, 1, {pred.shape[2]}, {pred.shape[3]}], got {tuple(mask.shape)}")
-    m = (mask > 0.5).to(pred.dtype).expand(pred.shape[0], 1, *pred.shape[2:])
-    count = float(m.sum()) * pred.shape[1]
-    if count == 0:
-        raise ValueError("the metric region is empty")
-    return float(((pred - target).square() * m).sum()) / count
+    return shared_masked_mse(pred, target, mask)
 
 
 def score(pred: Tensor, target: Tensor, mask: Tensor) -> Score:
@@ -110,23 +108,6 @@ def channel_scale(pred: Tensor, target: Tensor, mask: Tensor, eps: float = 1e-8)
     num = (pred * target * m).sum((2, 3))
     den = (pred * pred * m).sum((2, 3))
     return num / den.clamp(min=eps)
-
-
-def probe_normals(size: int, dtype: torch.dtype = torch.float32,
-                  device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
-    """Normals of a unit sphere seen along −z, camera frame (+z towards the viewer).
-
-    Returns:
-        ``([size, size, 3] unit normals (0 outside), [size, size] bool sphere mask)``;
-        row 0 at the top (+y), column 0 at the left (−x).
-    """
-    c = (torch.arange(size, dtype=dtype, device=device) + 0.5) / size * 2 - 1
-    y, x = torch.meshgrid(-c, c, indexing="ij")
-    r2 = x * x + y * y
-    inside = r2 < 1
-    z = (1 - r2).clamp(min=0).sqrt()
-    n = torch.stack([x, y, z], -1) * inside[..., None]
-    return n, inside
 
 
 def light_probe(light: Tensor, size: int = 64) -> Tensor:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facerefl.export.atomic import atomic_write_bytes
 from facerefl.export.images import encode_png
+from facerefl.fsutil import atomic_write_bytes
 
 __all__ = ["loss_curves_png", "save_loss_curves", "tile", "grid", "save_grid"]
 

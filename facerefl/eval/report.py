@@ -14,7 +14,7 @@ from typing import Any
 
 from facerefl.errors import InputError
 from facerefl.eval.compare import TABLE1_COLUMNS
-from facerefl.export.atomic import atomic_write_json, atomic_write_text
+from facerefl.fsutil import atomic_write_json, atomic_write_text
 
 __all__ = ["PAPER_TABLE1", "DEFINITIONS", "table1_markdown", "ablation_markdown", "gather", "strict_json",
            "ABLATION_ORDER", "RESULTS_FILE"]

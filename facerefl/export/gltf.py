@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facerefl.export.atomic import atomic_write_bytes
 from facerefl.export.images import image_png_bytes
 from facerefl.export.surface import SurfaceMesh, vertex_tangents
+from facerefl.fsutil import atomic_write_bytes
 from facerefl.render.brdf import DEFAULT_ROUGHNESS, F0_MAX
 
 GLB_MAGIC = 0x46546C67  # "glTF"

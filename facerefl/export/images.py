@@ -34,7 +34,7 @@ import OpenEXR
 import torch
 from PIL import Image
 
-from facerefl.export.atomic import atomic_write, atomic_write_bytes
+from facerefl.fsutil import atomic_write, atomic_write_bytes
 from facerefl.render.color import linear_to_srgb
 
 

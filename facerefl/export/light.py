@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from facerefl.errors import InputError
-from facerefl.export.atomic import atomic_write_json
-from facerefl.render.sh import irradiance, sh_eval
+from facerefl.fsutil import atomic_write_json
+from facerefl.render.sh import irradiance, probe_normals, sh_eval
 
 LIGHT_FORMAT = "facerefl.sh_light.v1"
 
@@ -97,16 +97,6 @@ def load_light_json(path: str | os.PathLike) -> torch.Tensor:
     return torch.tensor(coeffs, dtype=torch.float32).reshape(3, 9)
 
 
-def _sphere_normals(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normals of a unit sphere seen orthographically along -z: ``[S, S, 3]`` and mask ``[S, S]``."""
-    c = (torch.arange(size, dtype=torch.float64) + 0.5) / size * 2.0 - 1.0
-    y, x = torch.meshgrid(-c, c, indexing="ij")  # row 0 at the top is +y
-    r2 = x * x + y * y
-    mask = r2 <= 1.0
-    z = torch.sqrt((1.0 - r2).clamp_min(0.0))
-    return torch.stack([x, y, z], dim=-1), mask
-
-
 def _as_batch(light: torch.Tensor | np.ndarray) -> torch.Tensor:
     return torch.from_numpy(_check_light(light))[None]  # [1, 3, 9] float64
 
@@ -120,7 +110,7 @@ def diffuse_sphere(light: torch.Tensor | np.ndarray, size: int = 128) -> tuple[t
         ``([3, S, S], [S, S])``: float32 linear RGB (0 outside the disc; may exceed 1)
         and the boolean disc mask.
     """
-    n, mask = _sphere_normals(size)
+    n, mask = probe_normals(size, torch.float64)
     rgb = irradiance(_as_batch(light), n[None])[0].permute(2, 0, 1) / math.pi
     return torch.where(mask, rgb, 0.0).float(), mask
 
@@ -134,7 +124,7 @@ def mirror_ball(light: torch.Tensor | np.ndarray, size: int = 128) -> tuple[torc
     Returns:
         ``([3, S, S], [S, S])``: float32 linear RGB radiance (0 outside the disc) and the mask.
     """
-    n, mask = _sphere_normals(size)
+    n, mask = probe_normals(size, torch.float64)
     view = torch.tensor([0.0, 0.0, 1.0], dtype=n.dtype)
     r = 2.0 * n[..., 2:3] * n - view
     rgb = sh_eval(_as_batch(light), r[None])[0].permute(2, 0, 1)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerefl.export.atomic import atomic_write_text
 from facerefl.export.surface import SurfaceMesh
+from facerefl.fsutil import atomic_write_text
 from facerefl.render.brdf import DEFAULT_ROUGHNESS, F0_MAX
 
 

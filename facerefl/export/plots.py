@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from facerefl.export.atomic import atomic_write_bytes, atomic_write_json
+from facerefl.fsutil import atomic_write_bytes, atomic_write_json
 
 
 def loss_curve_png(losses: Sequence[float], title: str = "reconstruction loss", dpi: int = 100) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facerefl.export.atomic import atomic_write_text
+from facerefl.fsutil import atomic_write_text
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -47,6 +47,7 @@ from torch import Tensor
 
 from facerefl.errors import InputError
 from facerefl.fit.delight import DelightSettings, albedo_size, delight
+from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceMaps, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.color import linear_to_srgb
@@ -246,12 +247,6 @@ def decode_maps(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor,
 def _loss(pred: Tensor, problem: FitProblem) -> Tensor:
     w = problem.weight
     return ((pred - problem.target).square() * w).sum() / (w.sum() * 3)
-
-
-def masked_psnr(pred: Tensor, target: Tensor, weight: Tensor) -> float:
-    """PSNR (dB, peak 1) of ``pred`` vs ``target`` ``[..., 3]`` over pixels with weight 1."""
-    mse = float(((pred - target).square() * weight).sum() / (weight.sum() * pred.shape[-1]))
-    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
 
 
 def skin_mean(albedo: Tensor, texture: Tensor) -> Tensor:

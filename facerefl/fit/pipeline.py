@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,8 +14,9 @@ import kornia
 import torch
 from torch import Tensor
 
-from facerefl.fit.loop import FitProblem, FitResult, FitSettings, fit_latents, masked_psnr, render_maps
+from facerefl.fit.loop import FitProblem, FitResult, FitSettings, fit_latents, render_maps
 from facerefl.geometry.result import FaceGeometry
+from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import ReflectanceNetworks
 from facerefl.render.color import srgb_to_linear
 from facerefl.render.shading import prepare_gbuffer
@@ -54,8 +54,7 @@ def image_metrics(pred_srgb: Tensor, photo: Tensor, mask: Tensor) -> dict[str, f
         ``{"psnr": dB, "ssim": mean SSIM (11×11 Gaussian window) over the region}``.
     """
     m = mask > 0.5
-    mse = float(((pred_srgb - photo).square() * m).sum() / (m.sum() * 3).clamp(min=1))
-    psnr = float("inf") if mse <= 0 else 10 * math.log10(1 / mse)
+    psnr = masked_psnr(pred_srgb, photo, mask)
     ssim_map = kornia.metrics.ssim(pred_srgb[None].clamp(0, 1), photo[None], window_size=11)
     ssim = float((ssim_map.mean(1, keepdim=True)[0] * m).sum() / m.sum().clamp(min=1))
     return {"psnr": psnr, "ssim": ssim}

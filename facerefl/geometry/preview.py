@@ -1,36 +1,22 @@
 """Pictures of a :class:`~facerefl.geometry.result.FaceGeometry` for people to look at.
 
 All functions return ``[H, W, 3]`` (or ``[H, W]``) uint8 arrays in RGB order; writing
-them is :func:`write_png` (atomic: temp file in the same folder, then rename).
+them is :func:`write_png` (atomic, :func:`facerefl.fsutil.atomic_write`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from facerefl.fsutil import atomic_write_bytes, atomic_write_text
 from facerefl.geometry.photo import to_uint8_hwc
 
 __all__ = ["mesh_overlay", "texture_rgb", "gray", "bent_normal_rgb", "sh_tiles", "write_png",
            "write_text"]
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -39,11 +25,12 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
     if not ok:
         raise OSError(f"could not encode {path}")
-    write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    """Write UTF-8 ``text`` to ``path``, atomically."""
+    atomic_write_text(path, text)
 
 
 def texture_rgb(texture: torch.Tensor) -> np.ndarray:

@@ -8,8 +8,6 @@ configuration, the timings and a format tag as JSON. No pickle is involved.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -21,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from facerefl.errors import InputError
+from facerefl.fsutil import atomic_write
 from facerefl.geometry.bake import DEFAULT_DIRECTIONS, VertexBake, bake_maps, bake_vertices
 from facerefl.geometry.crop import Crop, crop_to_face
 from facerefl.geometry.landmarks import DEFAULT_MIN_FACE_PX, detect_landmarks
@@ -192,16 +191,8 @@ class FaceGeometry:
             "crop": json.dumps(None if self.crop is None else asdict(self.crop)),
             "timings": json.dumps(asdict(self.timings)),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(self._tensors(), tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        tensors = self._tensors()
+        return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta), make_parents=True)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "FaceGeometry":

@@ -7,9 +7,14 @@ PSNR conventions (peak 1):
   the largest ground-truth radiance of that example (so the number is scale-free).
 Targets are resized to the prediction's resolution first (antialiased; unit normals are
 renormalized).
+
+The masked forms (:func:`masked_mse`, :func:`masked_psnr`, :func:`psnr_db`) are the one
+PSNR of a region every stage uses: the fit's pixels, the evaluation's maps and images.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +28,41 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, peak: torch.Tensor | float = 
     mse = (pred - target).pow(2).flatten(1).mean(1).clamp_min(1e-12)
     peak = torch.as_tensor(peak, dtype=pred.dtype, device=pred.device)
     return 10.0 * torch.log10(peak.pow(2) / mse)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean squared error over the entries where ``mask`` > 0.5, every channel counted.
+
+    ``mask`` broadcasts to ``pred``'s shape, so one layout-free rule serves maps
+    ``[B, C, H, W]`` with a ``[B or 1, 1, H, W]`` mask, images ``[C, H, W]`` with
+    ``[1, H, W]`` and gathered pixels ``[1, P, 3]`` with a ``[1, P, 1]`` weight.
+
+    >>> masked_mse(torch.full((1, 2, 3), 0.5), torch.zeros(1, 2, 3), torch.tensor([[[1.0], [0.0]]]))
+    0.25
+
+    Raises:
+        ValueError: the region is empty.
+    """
+    m = (mask > 0.5).to(pred.dtype).expand_as(pred)
+    count = float(m.sum())
+    if count == 0:
+        raise ValueError("the metric region is empty")
+    return float(((pred - target).square() * m).sum()) / count
+
+
+def psnr_db(mse: float, peak: float = 1.0) -> float:
+    """``10·log10(peak² / mse)`` in dB; ``inf`` for ``mse`` 0.
+
+    >>> psnr_db(0.01)
+    20.0
+    """
+    mse = max(float(mse), 0.0)
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR (dB, peak 1) of ``pred`` against ``target`` over ``mask`` (see :func:`masked_mse`)."""
+    return psnr_db(masked_mse(pred, target, mask))
 
 
 def _to_unit_range(x: torch.Tensor, kind: str) -> torch.Tensor:

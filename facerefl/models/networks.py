@@ -36,10 +36,12 @@ from torch import nn
 
 from facerefl.assets import sha256_file
 from facerefl.errors import InputError
+from facerefl.fsutil import atomic_write_text
 from facerefl.models.components.autoencoder import ReflectanceAutoencoder
 from facerefl.models.components.enhancer import DetailEnhancer
 from facerefl.models.components.heads import KINDS, check_kind
 from facerefl.models.components.light import SHRegressor
+from facerefl.models.serialization import save_state_atomic
 from facerefl.resources import CHECKPOINTS_DIR
 
 CONFIG_FILE = "config.json"
@@ -248,8 +250,6 @@ class ReflectanceNetworks(nn.Module):
         of it in ``folder`` is removed). A base file holding tensors this network lacks is
         not borrowed from.
         """
-        from facerefl.models.serialization import save_state_atomic, write_text_atomic
-
         folder = Path(folder)
         if base is not None:
             base = Path(base)
@@ -279,7 +279,7 @@ class ReflectanceNetworks(nn.Module):
             cfg[BASE_KEY] = {"folder": Path(rel).as_posix(), "sha256": borrowed}
         if extra:
             cfg["extra"] = extra
-        write_text_atomic(folder / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
     def from_safetensors(cls, folder: str | Path, map_location: str | torch.device = "cpu") -> ReflectanceNetworks:

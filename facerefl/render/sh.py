@@ -25,6 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "SH_COUNT",
+    "probe_normals",
     "BAND_OF",
     "COSINE_BAND_WEIGHTS",
     "sh_basis",
@@ -454,3 +455,25 @@ def sh_product_cf(
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     bw = None if band_weights_b is None else tuple(float(w) for w in band_weights_b)
     return _ProductCF.apply(a, b, triple_terms(bw))
+
+
+def probe_normals(size: int, dtype: torch.dtype = torch.float32,
+                  device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Normals of a unit sphere seen orthographically along −z, camera frame (+z towards the
+    viewer): the probe sphere every light preview and light metric renders.
+
+    Returns:
+        ``([size, size, 3] unit normals (0 outside the disc), [size, size] bool disc mask)``;
+        row 0 at the top (+y), column 0 at the left (−x); pixel centres at ``(i + 0.5)/size``.
+
+    >>> n, inside = probe_normals(4)
+    >>> tuple(n.shape), int(inside.sum())
+    ((4, 4, 3), 12)
+    """
+    c = (torch.arange(size, dtype=dtype, device=device) + 0.5) / size * 2 - 1
+    y, x = torch.meshgrid(-c, c, indexing="ij")
+    r2 = x * x + y * y
+    inside = r2 < 1
+    z = (1 - r2).clamp(min=0).sqrt()
+    n = torch.stack([x, y, z], -1) * inside[..., None]
+    return n, inside

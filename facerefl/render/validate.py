@@ -33,14 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facerefl.fsutil import atomic_write_text
 from facerefl.render.brdf import F0_MAX, f90_from_f0, hammersley, sample_ggx_half
 from facerefl.render.sh import project_to_sh, sh_basis, sphere_quadrature
 from facerefl.render.shading import (
@@ -63,7 +62,6 @@ __all__ = [
     "occlusion_check",
     "white_furnace_check",
     "run_all",
-    "write_json_atomic",
     "main",
 ]
 
@@ -457,22 +455,6 @@ def _occlusion_summary(cases: dict) -> dict:
     return res
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temp file in the same folder, then
-    ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class _Parser(argparse.ArgumentParser):
     """Argument errors as one ``error: ...`` line and exit code 2 (no usage dump)."""
 
@@ -498,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k:46s} {v:>10.5f}" if isinstance(v, float) else f"{k:46s} {str(v):>10s}")
     if args.json is not None:
         try:
-            write_json_atomic(args.json, res)
+            atomic_write_text(args.json, json.dumps(res, indent=2, sort_keys=True) + "\n", make_parents=True)
         except OSError as e:
             print(f"error: cannot write {args.json}: {e.strerror or e}", file=sys.stderr)
             return 2

@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from facerefl.errors import InputError
-from facerefl.export.atomic import atomic_write_json, atomic_write_text
+from facerefl.fsutil import atomic_write_json, atomic_write_text
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
 
 log = logging.getLogger(__name__)

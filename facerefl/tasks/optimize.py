@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError
-from facerefl.export.atomic import atomic_write_text, check_output_dir
+from facerefl.export.atomic import check_output_dir
 from facerefl.export.maps import FaceMaps
 from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
 from facerefl.export.plots import save_metrics_json
@@ -38,7 +38,7 @@ from facerefl.export.relight import FaceAppearance
 from facerefl.fit.delight import DelightSettings
 from facerefl.fit.loop import FitSettings
 from facerefl.fit.pipeline import PhotoFit, fit_geometry
-from facerefl.fsutil import LockedError, folder_lock, recover_stale, replace_dir, sibling
+from facerefl.fsutil import LockedError, atomic_write_text, folder_lock, recover_stale, replace_dir, sibling
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
 from facerefl.tasks.cli import (

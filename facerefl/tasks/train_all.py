@@ -51,11 +51,11 @@ from safetensors.torch import load_file
 
 from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError
-from facerefl.fsutil import replace_dir
+from facerefl.fsutil import atomic_write_text, replace_dir
 from facerefl.models.components.heads import KINDS
 from facerefl.models.evaluation import evaluate_networks
 from facerefl.models.networks import NetworksConfig, ReflectanceNetworks
-from facerefl.models.serialization import save_state_atomic, write_text_atomic
+from facerefl.models.serialization import save_state_atomic
 from facerefl.resources import CHECKPOINTS_DIR, CONF_DIR, source_checkout
 from facerefl.tasks.train import train
 
@@ -194,7 +194,8 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
                                  "batch_size": int(cfg.data.batch_size), "wall_s": wall,
                                  "metrics": result.metrics})
         print(f"[train_all] {stage}: {wall:.0f} s, val/psnr {result.metrics.get('val/psnr')}", flush=True)
-        write_text_atomic(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n")
+        atomic_write_text(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n",
+                          make_parents=True)
     return cfg
 
 
@@ -446,8 +447,8 @@ def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str
     record["quick"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE, count=min(QUICK_VAL, val_examples)))
     record["data_config"] = OmegaConf.to_container(data_cfg, resolve=True)
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.train_all"})
-    write_text_atomic(out / "metrics.json", json.dumps(record, indent=2) + "\n")
-    write_text_atomic(out / "MODEL_CARD.md", model_card(preset, record))
+    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2) + "\n", make_parents=True)
+    atomic_write_text(out / "MODEL_CARD.md", model_card(preset, record), make_parents=True)
     return record
 
 
@@ -502,8 +503,8 @@ def train_noskip(preset: str, out: Path, base: Path, steps: dict[str, int], over
     record["data_config"] = OmegaConf.to_container(cfg.data, resolve=True)
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.train_all --no-skip", "ablation": "no_skip"},
                           base=base)
-    write_text_atomic(out / "metrics.json", json.dumps(record, indent=2) + "\n")
-    write_text_atomic(out / "MODEL_CARD.md", noskip_model_card(out.name, record))
+    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2) + "\n", make_parents=True)
+    atomic_write_text(out / "MODEL_CARD.md", noskip_model_card(out.name, record), make_parents=True)
     return record
 
 

@@ -5,13 +5,8 @@ import json
 import pytest
 
 from facerefl.errors import InputError, OutputExistsError
-from facerefl.export.atomic import (
-    atomic_write,
-    atomic_write_bytes,
-    atomic_write_json,
-    check_output_dir,
-    prepare_output_dir,
-)
+from facerefl.export.atomic import check_output_dir, prepare_output_dir
+from facerefl.fsutil import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -68,3 +63,11 @@ def test_prepare_output_dir(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
         prepare_output_dir(tmp_path / "file", overwrite=True)
+
+
+def test_make_parents_creates_the_folders_else_a_missing_folder_is_an_error(tmp_path):
+    deep = tmp_path / "a" / "b" / "c.txt"
+    with pytest.raises(InputError, match="does not exist"):
+        atomic_write_text(deep, "x")
+    assert atomic_write_text(deep, "x", make_parents=True).read_text() == "x"
+    assert [p.name for p in deep.parent.iterdir()] == ["c.txt"]

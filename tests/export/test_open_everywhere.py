@@ -18,7 +18,6 @@ import pytest
 import torch
 from PIL import Image
 
-from facerefl.export.atomic import atomic_write_bytes
 from facerefl.export.gltf import PbrTextures, write_glb
 from facerefl.export.images import image_png_bytes, png_chunks, read_png
 from facerefl.export.light import light_probe_image
@@ -26,6 +25,7 @@ from facerefl.export.maps import FaceMaps, save_reflectance_maps
 from facerefl.export.obj import mtl_text, MtlTextures
 from facerefl.export.outputs import metric_rows
 from facerefl.export.surface import to_asset_frame
+from facerefl.fsutil import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR_DIR = ROOT / ".venv" / "node" / "node_modules" / "gltf-validator"
