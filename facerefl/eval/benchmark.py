@@ -75,6 +75,7 @@ def run_job(seed: int, lighting: Lighting, sizes: Sizes, spp: int, cache: Path |
     problem = problem_from_geometry(geom, settings.roughness)
     gt = ground_truth(ex)
     out["gt_albedo"] = ex.albedo
+    out["gauge_scale"] = None if r.gauge_scale is None else [float(v) for v in r.gauge_scale[0]]
     runs = {PAPER: (r.maps, r.light, None, None)}
     for name, ds in variants.items():
         d = delight(problem.prepared, problem.target, r.maps, r.light, settings.roughness, settings.spec_model,

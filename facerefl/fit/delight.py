@@ -90,6 +90,10 @@ class DelightSettings:
     """Settings of :func:`delight`.
 
     Attributes:
+        prior_sigma: std-dev of the Gaussian that smooths the latent albedo into the prior,
+            as a fraction of the map side (None: ``shading_sigma``).
+        adjust_light: the light takes the latent phase's per-channel mean misfit over the
+            skin (else the shading residual keeps it).
         shading_sigma: std-dev of the shading residual's Gaussian, as a fraction of the
             albedo map's side (1/40 ≈ 6 texels at 256²).
         detail_limit: soft limit (log units, ``lim · tanh(d / lim)``) of the skin detail's
@@ -105,6 +109,8 @@ class DelightSettings:
     """
 
     shading_sigma: float = 1.0 / 40.0
+    prior_sigma: float | None = None
+    adjust_light: bool = True
     detail_limit: float = 0.4
     chroma_limit: float = 0.4
     min_irradiance: float = 0.12
@@ -129,7 +135,10 @@ class DelightSettings:
             raise InputError(f"unknown fit.delight keys {unknown}; known: {sorted(names | {'enabled'})}")
         values = {}
         for k, v in items.items():
-            flag = k in ("mirror", "skin_range")
+            if k == "prior_sigma" and v is None:
+                values[k] = None
+                continue
+            flag = k in ("mirror", "skin_range", "adjust_light")
             ok = isinstance(v, bool) if flag else (isinstance(v, (int, float)) and not isinstance(v, bool))
             if k == "max_size":
                 ok = ok and float(v) == int(v)
@@ -342,10 +351,11 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
     with torch.no_grad():
         skin, layout = (m[0] for m in _layout_masks(size, dev, dtype))
         sigma_s = settings.shading_sigma * size
+        sigma_p = (settings.prior_sigma or settings.shading_sigma) * size
         # the prior: the latent albedo over the skin, smoothed at the shading scale (the
         # networks' drawn eyes, brows and mouth do not survive it; their mean does)
         a0 = F.interpolate(maps.albedo, size=(size, size), mode="bilinear", align_corners=False)[0]
-        log_prior, _ = normalized_blur(torch.log(a0.clamp_min(1e-3)) * skin, skin, sigma_s)
+        log_prior, _ = normalized_blur(torch.log(a0.clamp_min(1e-3)) * skin, skin, sigma_p)
         log_prior = torch.where(log_prior == 0, torch.log(a0.clamp_min(1e-3)), log_prior)
         uv = prep.uv[0]
         grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(dtype)
@@ -357,7 +367,7 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
         # (the albedo keeps its gauge, the shading residual stays free of a constant cast)
         a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
         ws = w * skin_p
-        if float(ws.sum()) > 0:
+        if settings.adjust_light and float(ws.sum()) > 0:
             mean = ((torch.log(a.clamp(1e-3, 4.0)) - prior_p) * ws[:, None]).sum(0) / ws.sum()
             light = light * torch.exp(mean.clamp(-2.0, 2.0)).view(1, 3, 1)
             a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
