@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facerefl.assets import asset_path
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write, atomic_write_text
 
@@ -96,8 +97,6 @@ def convert_asset(src: Path, out: Path) -> None:
 
 def map_names() -> list[str]:
     """Names of the cached maps (raises ``AssetMissingError`` if not fetched)."""
-    from facerefl.assets import asset_path
-
     data = json.loads(asset_path(ASSET, "manifest.json").read_text(encoding="utf-8"))
     return [m["name"] for m in data["maps"]]
 
@@ -109,8 +108,6 @@ def load_map(name: str, small: bool = False) -> np.ndarray:
         name: a map name from :func:`map_names` (e.g. ``"studio"``).
         small: the 256 x 128 preview copy instead of the full 512 x 256 map.
     """
-    from facerefl.assets import asset_path
-
     if name not in map_names():
         raise InputError(f"unknown HDR map {name!r}; known: {map_names()}")
     return np.load(asset_path(ASSET, f"{name}_256.npy" if small else f"{name}.npy")).astype(np.float32)

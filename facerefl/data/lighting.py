@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facerefl.data.hdri import (
+    direction_to_pixel, equirect_directions, equirect_solid_angles, load_map, map_names,
+)
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write_text
 from facerefl.render.sh import project_to_sh, sh_basis, sh_rotate
@@ -91,8 +94,6 @@ def load_table(path: Path | None = None) -> dict[str, np.ndarray]:
 
 def project_equirect(rgb: np.ndarray) -> np.ndarray:
     """Order-2 SH ``[3, 9]`` (float64) of an equirect map ``[H, W, 3]`` (hdri convention)."""
-    from facerefl.data.hdri import equirect_directions, equirect_solid_angles
-
     h, w, _ = rgb.shape
     d = equirect_directions(h, w, torch.float64).reshape(-1, 3)
     wt = equirect_solid_angles(h, w, torch.float64).reshape(-1)
@@ -167,8 +168,6 @@ def sh_radiance(sh: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
 
 def write_table(out: Path) -> dict[str, list[float]]:
     """Project every cached HDR map and write the table atomically to ``out``."""
-    from facerefl.data.hdri import load_map, map_names
-
     table = {n: project_equirect(load_map(n)).reshape(-1).round(7).tolist() for n in map_names()}
     doc = {
         "about": "order-2 incident-radiance SH [3, 9] (colour-major) of each @pmndrs/assets@1.7.0 "
@@ -203,8 +202,6 @@ def environment_radiance(light: LightSample, dirs: torch.Tensor, small: bool = T
     bilinear), with the sample's rotation and gain applied; camera frame, linear RGB,
     float64.
     """
-    from facerefl.data.hdri import direction_to_pixel
-
     env = cached_map(light.name, small)
     back = dirs.double() @ torch.as_tensor(light.rotation)  # rotation^T d, row vectors
     gain = torch.as_tensor(light.gain)
@@ -223,8 +220,6 @@ def environment_radiance(light: LightSample, dirs: torch.Tensor, small: bool = T
 @functools.lru_cache(maxsize=40)
 def cached_map(name: str, small: bool) -> torch.Tensor:
     """Cached HDR map ``name`` as a float32 ``[H, W, 3]`` tensor (memoised; do not mutate)."""
-    from facerefl.data.hdri import load_map
-
     return torch.from_numpy(load_map(name, small=small))
 
 

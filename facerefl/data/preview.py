@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from facerefl.data.types import ReflectanceBatch
+from facerefl.data.assemble import ExampleGenerator, GeneratorSettings, Sizes
+from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write
 from facerefl.render.color import linear_to_srgb
@@ -69,9 +70,6 @@ def save_png_atomic(img: np.ndarray, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from facerefl.data.assemble import ExampleGenerator, GeneratorSettings, Sizes
-    from facerefl.data.types import collate_reflectance
-
     p = argparse.ArgumentParser(prog="python -m facerefl.data.preview",
                                 description="Render a grid of synthetic examples.")
     p.add_argument("--n", type=int, default=16, help="number of examples (rows)")

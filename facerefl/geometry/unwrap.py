@@ -22,6 +22,7 @@ import torch
 
 from facerefl.geometry.poisson import poisson_fill
 from facerefl.geometry.raycast import RayCaster
+from facerefl.geometry.template import skin_uv_mask
 from facerefl.geometry.uvmap import UVRaster, interpolate_texels, rasterize_uv
 from facerefl.render.raster import Camera, Mesh, project_points, rasterize_visibility
 
@@ -148,8 +149,6 @@ def unwrap(photo: torch.Tensor, mesh: Mesh, camera: Camera,
                          f"{(camera.height, camera.width)}")
     raster = rasterize_uv(mesh.faces, mesh.uvs, resolution)
     if skin is None:
-        from facerefl.geometry.template import skin_uv_mask  # noqa: PLC0415
-
         skin = skin_uv_mask(None, resolution)
     skin = torch.as_tensor(np.asarray(skin, dtype=bool))
     if skin.shape != (resolution, resolution):

@@ -87,7 +87,7 @@ def _module():
     disk), or None if numba cannot be imported."""
     try:
         _prefer_512_bit()
-        from facerefl.render import _fused_kernels
+        from facerefl.render import _fused_kernels  # numba: optional, imported on first use
     except ImportError:  # pragma: no cover - numba is a pinned dependency
         return None
     return _fused_kernels

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError
 
 __all__ = ["EntrySpec", "Interrupted", "entry", "run_job", "one_line", "os_error_message",
@@ -458,8 +459,6 @@ def run_job(cfg: Any, task: Callable[[Any], int]) -> None:
     In a multirun a job's bad input is reported and the sweep goes on.
     """
     from omegaconf.errors import OmegaConfBaseException
-
-    from facerefl.assets import AssetMissingError
 
     code = 0
     started = time.time()

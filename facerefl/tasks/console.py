@@ -23,6 +23,7 @@ OPTIMIZE = EntrySpec(CONF_DIR, "optimize", path_keys=("image", "output_dir", "ou
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="optimize")
 def _optimize_job(cfg: DictConfig) -> None:
+    # torch loads only once the command line is known good (fast errors and --help)
     from facerefl.tasks.optimize import optimize_command
 
     run_job(cfg, optimize_command)

@@ -25,9 +25,21 @@ import torch
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from facerefl.data.assemble import Sizes
+from facerefl.data.cache import CachedDataset
+from facerefl.data.make_testset import default_out
 from facerefl.errors import InputError
+from facerefl.eval import report
+from facerefl.eval.consistency import consistency_summary, relit_examples
+from facerefl.eval.metrics import albedo_srgb
+from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
+from facerefl.eval.plots import save_grid, save_loss_curves
+from facerefl.eval.report import gather, strict_json
+from facerefl.eval.synthetic import evaluate_examples, example_name, summarize
 from facerefl.fsutil import atomic_write_json, atomic_write_text
+from facerefl.models.components.perceptual import load_lpips
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
+from facerefl.tasks.optimize import fit_settings, geometry_config, resolve_inputs
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +68,6 @@ def _workers(cfg: DictConfig) -> int:
 def testset_folder(cfg: DictConfig) -> Path:
     if cfg.get("testset"):
         return Path(str(cfg.testset)).expanduser()
-    from facerefl.data.make_testset import default_out
-
     return default_out()
 
 
@@ -69,8 +79,6 @@ def _settings(cfg: DictConfig):
     """Fit and geometry settings; ``renderer=false`` (the no_renderer ablation) forces 0
     latent iterations and 0 albedo-refinement iterations whatever the config says."""
     from dataclasses import replace
-
-    from facerefl.tasks.optimize import fit_settings, geometry_config
 
     fit = fit_settings(cfg)
     if not cfg.get("renderer", True):
@@ -87,10 +95,6 @@ def _config_dict(cfg: DictConfig) -> dict:
 
 def run_testset(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Table 1 (+ Figures 5 and 7) of the active ablation; returns the results document."""
-    from facerefl.data.cache import CachedDataset
-    from facerefl.eval import report
-    from facerefl.eval.synthetic import evaluate_examples, example_name, summarize
-
     folder = testset_folder(cfg)
     if not (folder / "manifest.json").is_file():
         raise InputError(f"no test set in {folder}; build it with `python -m facerefl.data.make_testset` "
@@ -133,9 +137,6 @@ def run_testset(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 def _figures(cfg: DictConfig, out: Path, results, data) -> None:
     """Figure 5 (loss curves) and samples.png (input, reconstruction, albedo, truth)."""
-    from facerefl.eval.metrics import albedo_srgb
-    from facerefl.eval.plots import save_grid, save_loss_curves
-
     curves = {r.name: r.losses for r in results[: int(cfg.figure5.count)] if r.ok and len(r.losses) > 1}
     if curves:
         save_loss_curves(out / "loss_curves.png", curves,
@@ -151,12 +152,6 @@ def _figures(cfg: DictConfig, out: Path, results, data) -> None:
 
 def run_figure7(cfg: DictConfig, out: Path, nets, settings, geometry, data) -> dict:
     """One face under ``figure7.lightings`` lightings → consistency numbers and figure."""
-    from facerefl.data.assemble import Sizes
-    from facerefl.eval.consistency import consistency_summary, relit_examples
-    from facerefl.eval.metrics import albedo_srgb
-    from facerefl.eval.plots import save_grid
-    from facerefl.eval.synthetic import evaluate_examples
-
     f7 = cfg.figure7
     first = data[0]
     sizes = Sizes(image=int(first.image.shape[-1]), texture=int(first.albedo.shape[-1]),
@@ -195,8 +190,6 @@ def photo_files(cfg: DictConfig) -> tuple[list[Path], list[str]]:
     Raises:
         InputError: the folder is missing or holds no image file.
     """
-    from facerefl.tasks.optimize import resolve_inputs
-
     files, _ = resolve_inputs(str(cfg.photos))
     paths = [p for p in files if p.suffix.lower() in PHOTO_SUFFIXES]
     skipped = [p.name for p in files if p.suffix.lower() not in PHOTO_SUFFIXES]
@@ -209,9 +202,6 @@ def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Real-photo mode: success rate, face PSNR/SSIM, LPIPS, time, contact sheet. Files
     without an image suffix are skipped (listed in ``photos.json``); an image file the
     pipeline cannot fit (unreadable, no face) counts as a failure."""
-    from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
-    from facerefl.eval.plots import save_grid
-    from facerefl.models.components.perceptual import load_lpips
     paths, skipped = photo_files(cfg)
     nets = load_eval_networks(cfg)
     settings, geometry = _settings(cfg)
@@ -223,7 +213,6 @@ def run_photos(cfg: DictConfig, out: Path) -> dict[str, Any]:
                                        if r.ok else f"FAILED ({r.error})"))
         rows.append(r)
     summary = photos_summary(rows)
-    from facerefl.eval.report import strict_json
 
     atomic_write_json(out / "photos.json", strict_json({"summary": summary, "photos": [r.to_dict() for r in rows],
                                                     "skipped": skipped, "settings": _config_dict(cfg)}))
@@ -245,8 +234,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     if cfg.get("gather"):
-        from facerefl.eval.report import gather
-
         md, js = gather(Path(str(cfg.gather)))
         print(md.read_text(encoding="utf-8"))
         return {"markdown": md, "json": js}
@@ -342,8 +329,6 @@ class GatherCallback(Callback):
     """At the end of a multirun, write the sweep folder's combined ablation table."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from facerefl.eval.report import gather
-
         folder = Path(str(config.hydra.sweep.dir))
         try:
             md, _ = gather(folder)

@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from facerefl.assets import AssetMissingError
+from facerefl.data.lighting import load_table
 from facerefl.errors import InputError
 from facerefl.export.atomic import check_output_dir
 from facerefl.export.maps import FaceMaps
@@ -189,8 +190,6 @@ def environments(cfg: DictConfig) -> dict[str, torch.Tensor]:
     names = [str(n) for n in (names or [])]
     if not names:
         return {}
-    from facerefl.data.lighting import load_table
-
     table = load_table()
     missing = [n for n in names if n not in table]
     if missing:

@@ -50,6 +50,10 @@ from omegaconf import OmegaConf, open_dict
 from safetensors.torch import load_file
 
 from facerefl.assets import AssetMissingError
+from facerefl.data import make_cache
+from facerefl.data.cache import CachedDataset
+from facerefl.data.datamodule import VAL_SEED
+from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write_text, replace_dir
 from facerefl.models.components.heads import KINDS
@@ -100,7 +104,6 @@ def ensure_cache(folder: Path, count: int, data_cfg, workers: int = 2, code: Pat
             "--image", str(data_cfg.image), "--texture", str(data_cfg.texture),
             "--detail", str(data_cfg.detail), "--shard-size", str(count), "--workers", str(workers)]
     if code is None:
-        from facerefl.data import make_cache
 
         rc = make_cache.main(argv)
     else:
@@ -157,9 +160,6 @@ def compose_stage(stage: str, run_root: Path, overrides: list[str]) -> OmegaConf
 
 def cache_batches(folder: Path, batch_size: int = 8) -> list:
     """A cache folder as a list of :class:`~facerefl.data.types.ReflectanceBatch`, in order."""
-    from facerefl.data.cache import CachedDataset
-    from facerefl.data.types import collate_reflectance
-
     ds = CachedDataset(folder)
     return [collate_reflectance([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
             for i in range(0, len(ds), batch_size)]
@@ -242,8 +242,6 @@ def save_validation_set(batches: list, path: Path) -> None:
 def load_validation_set(path: Path, batch_size: int = 8, count: int | None = None) -> list:
     """Batches of :class:`~facerefl.data.types.ReflectanceBatch` (float32) from
     :func:`save_validation_set`; the first ``count`` examples only when given."""
-    from facerefl.data.types import ReflectanceBatch
-
     t = {k: v.float() for k, v in load_file(str(path)).items()}
     n = len(t["texture"]) if count is None else min(count, len(t["texture"]))
     return [ReflectanceBatch(**{k: v[i:min(i + batch_size, n)] for k, v in t.items()})
@@ -571,7 +569,6 @@ def main(argv: list[str] | None = None) -> int:
             cache = ensure_cache(folder, args.cache_examples, data_cfg, args.cache_workers, code, args.threads)
             if args.no_skip and code is not None:
                 # the first validation seeds as that data code made them (cf. the stored set)
-                from facerefl.data.datamodule import VAL_SEED
 
                 val = ensure_cache(folder.with_name(f"val-{full[:12]}"), int(data_cfg.num_val), data_cfg,
                                    args.cache_workers, code, args.threads, seed=VAL_SEED)
