@@ -109,10 +109,10 @@ class DelightSettings:
     """
 
     shading_sigma: float = 1.0 / 40.0
-    prior_sigma: float | None = None
-    adjust_light: bool = True
-    detail_limit: float = 0.4
-    chroma_limit: float = 0.4
+    prior_sigma: float | None = 0.1
+    adjust_light: bool = False
+    detail_limit: float = 0.02
+    chroma_limit: float = 0.05
     min_irradiance: float = 0.12
     min_cos: float = 0.15
     full_cos: float = 0.45
