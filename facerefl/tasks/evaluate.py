@@ -288,7 +288,8 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
     res = run_benchmark(seeds, [known[n] for n in names], sizes, int(c.spp),
                         cache_dir() / "synthetic" / "consistency", nets, settings, geometry,
-                        {"default": settings.delight}, workers=workers, weights=weights_folder(cfg),
+                        consistency_variants(settings.delight, c.get("variants")), workers=workers,
+                        weights=weights_folder(cfg),
                         progress=progress)
     results = res.pop("_results")
     first = [j for j in results if j["seed"] == seeds[0] and j["ok"]]
@@ -305,6 +306,23 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
     atomic_write_text(out / "consistency.md", md)
     print(md)
     return res
+
+
+def consistency_variants(default, extra) -> dict:
+    """``{"default": the configured delighting, name: it with overrides, ...}`` from
+    ``consistency.variants`` (a mapping name → ``fit.delight`` overrides): ideas compared
+    side by side on the same fits."""
+    from dataclasses import asdict
+
+    from facerefl.fit.delight import DelightSettings
+
+    out = {"default": default}
+    for name, overrides in dict(extra or {}).items():
+        merged = {**asdict(default), **dict(overrides)}
+        out[str(name)] = DelightSettings.from_config(merged)
+        if out[str(name)] is None:
+            raise InputError(f"consistency.variants.{name} turns the delighting off; the paper's method is always reported")
+    return out
 
 
 def consistency_markdown(res: dict, lightings: list[str]) -> str:
