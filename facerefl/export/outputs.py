@@ -49,6 +49,7 @@ from facerefl.export.plots import json_scalar, save_loss_plot, save_metrics_json
 from facerefl.export.relight import (
     FaceAppearance,
     View,
+    face_camera,
     match_exposure,
     render_orbit,
     render_view,
@@ -121,8 +122,13 @@ class ExportOptions:
         probe_size: diameter in pixels of each light-probe sphere.
         exr: also write the float EXR maps.
         backend: rasterizer backend for relit renders (``"torch"`` or ``"nvdiffrast"``).
-        relit_max_size: relit and new-view images are rendered with the camera scaled so
-            that neither side exceeds this many pixels (0: the photo's size).
+        relit_face_size: relit and new-view images are framed on the face (the photo's
+            camera cropped to the mesh's projected box plus a margin,
+            :func:`~facerefl.export.relight.face_camera`) and rendered this many pixels
+            square; 0: the photo's whole frame, scaled by ``relit_max_size``.
+        relit_max_size: with ``relit_face_size`` 0, relit and new-view images are rendered
+            with the camera scaled so that neither side exceeds this many pixels (0: the
+            photo's size).
         title: report heading.
     """
 
@@ -133,6 +139,7 @@ class ExportOptions:
     probe_size: int = 128
     exr: bool = True
     backend: str = "torch"
+    relit_face_size: int = 512
     relit_max_size: int = 1024
     title: str = "facerefl reconstruction report"
 
@@ -180,7 +187,8 @@ def _render_all(
 ) -> tuple[View | None, list[tuple[str, str, View]]]:
     """The reconstruction (None when given) and ``(file name, caption, view)`` for each
     named environment and the new viewpoint; views sharing a camera share one rasterization."""
-    camera = relit_camera(out.camera, opts.relit_max_size)
+    camera = (face_camera(out.mesh, out.camera, opts.relit_face_size) if opts.relit_face_size > 0
+              else relit_camera(out.camera, opts.relit_max_size))
     lights = [match_exposure(env, out.light) if opts.match_exposure else env for _, _, env in environments]
     recon = None
     if out.rendering is None and camera == out.camera:

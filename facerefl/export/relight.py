@@ -21,7 +21,7 @@ import torch
 
 from facerefl.export.maps import FaceMaps
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
-from facerefl.render.raster import Camera, GBuffer, Mesh, rasterize
+from facerefl.render.raster import Camera, GBuffer, Mesh, project_points, rasterize
 from facerefl.render.sh import sh_rotate
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, SPEC_MODELS, shade_gbuffer
 
@@ -92,6 +92,40 @@ def mesh_centre(mesh: Mesh) -> torch.Tensor:
     """Centre of the mesh's axis-aligned bounding box, ``[3]`` camera frame."""
     v = mesh.vertices.detach()
     return 0.5 * (v.amin(dim=0) + v.amax(dim=0))
+
+
+def face_camera(mesh: Mesh, camera: Camera, size: int, margin: float = 0.15) -> Camera:
+    """``camera`` cropped to the face and zoomed so the crop is ``size`` × ``size`` pixels.
+
+    The crop is the square around the bounding box of ``mesh`` projected by ``camera``
+    (pixel frame), widened by ``margin`` × its side on each side, so a face that fills
+    100 pixels of the photo is rendered ``size`` pixels wide whatever the photo's framing.
+    The focal lengths scale and the principal point shifts; the field of view per pixel
+    stays square.
+
+    Args:
+        mesh: the face, camera frame (in front of the camera, z < 0).
+        camera: the photo's camera.
+        size: side of the returned camera's image, pixels (> 0).
+        margin: room on each side, a fraction of the face box's longer side (≥ 0).
+
+    >>> v = torch.tensor([[-1.0, -1.0, -10.0], [1.0, 1.0, -10.0], [1.0, -1.0, -10.0]])
+    >>> cam = face_camera(Mesh(v, torch.tensor([[0, 1, 2]]), torch.zeros(3, 2)),
+    ...                   Camera(500.0, 500.0, 320.0, 240.0, 640, 480), 200, margin=0.0)
+    >>> cam.width, cam.height, round(cam.fx), round(cam.cx), round(cam.cy)
+    (200, 200, 1000, 100, 100)
+    """
+    if size <= 0:
+        raise ValueError(f"size must be > 0, got {size}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    px = project_points(mesh.vertices.detach().double(), camera)
+    x0, y0 = (float(v) for v in px[:, :2].amin(0))
+    x1, y1 = (float(v) for v in px[:, :2].amax(0))
+    side = max(x1 - x0, y1 - y0, 1e-6) * (1 + 2 * margin)
+    s = size / side
+    left, top = 0.5 * (x0 + x1) - side / 2, 0.5 * (y0 + y1) - side / 2
+    return Camera(camera.fx * s, camera.fy * s, (camera.cx - left) * s, (camera.cy - top) * s, size, size)
 
 
 def rotate_mesh(mesh: Mesh, rot: torch.Tensor, centre: torch.Tensor) -> Mesh:

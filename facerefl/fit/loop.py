@@ -55,11 +55,12 @@ from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_p
 from facerefl.render.texture import sample_texture
 
 __all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "refine_albedo", "render_maps",
-           "masked_psnr", "decode_maps", "skin_mean", "gauge_albedo"]
+           "masked_psnr", "decode_maps", "skin_mean", "gauge_albedo", "detail_maps"]
 
 log = logging.getLogger(__name__)
 
 LATENTS = ("albedo", "specular", "normal", "light")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,27 @@ class FitSettings:
         betas: Adam moment decay rates.
         optimize: which latents are free (subset of ``LATENTS``); the rest stay at the
             encoders' values.
+        lr_schedule: ``"constant"`` (the paper) or ``"cosine"``: the step falls from
+            ``lr`` to ``lr · lr_end`` along half a cosine over ``iterations``.
+        lr_end: the cosine schedule's last step, as a fraction of ``lr``.
         early_stop: stop when the best loss stalls (see ``tol`` and ``patience``).
         tol: relative improvement of the best loss that counts as progress.
         patience: iterations without progress before an early stop.
+        coarse_iterations: beyond the paper (0 = the paper, enhancers inside every step):
+            the first this many Adam steps render the decoder outputs D_* alone, an order
+            of magnitude cheaper; the remaining ``iterations - coarse_iterations`` steps
+            render ``R(D(F, z), T)`` as equations 2–4 do. With ``coarse_iterations >=
+            iterations`` the enhancers run once, on the best code of the coarse phase, and
+            that state's loss is appended to the losses. Ignored when ``enhance`` is off.
         roughness: GGX roughness of the skin (the paper has one global value).
         spec_model: ``"lobe"`` or ``"paper"`` (see :mod:`facerefl.render.shading`).
         enhance: apply the detail enhancers R_* (False: decoder outputs D_* are rendered
             directly, the "no enhancer" ablation of section 8.4.3).
+        detail_max_size: beyond the paper: the specular and normal maps are resampled to
+            the side :func:`~facerefl.fit.delight.albedo_size` picks for the face's pixel
+            count (two texels per face pixel), between their network size and this cap
+            (0 or the network size: left as the networks made them). Resampling adds no
+            detail; it puts the three maps of a well-covered face on comparable grids.
         refine_iterations: optional second phase beyond the paper (0 = off): Adam on a
             per-texel albedo residual at ``refine_size``² added to the best decoded albedo,
             lighting and the other maps fixed, with an L2 penalty ``refine_weight`` on the
@@ -104,12 +119,16 @@ class FitSettings:
     lr: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
     optimize: tuple[str, ...] = LATENTS
+    lr_schedule: str = "constant"
+    lr_end: float = 0.05
     early_stop: bool = False
     tol: float = 1e-4
     patience: int = 20
+    coarse_iterations: int = 0
     roughness: float = DEFAULT_ROUGHNESS
     spec_model: str = DEFAULT_SPEC_MODEL
     enhance: bool = True
+    detail_max_size: int = 0
     refine_iterations: int = 0
     refine_lr: float = 0.02
     refine_weight: float = 1e-3
@@ -132,6 +151,29 @@ class FitSettings:
             raise InputError("fit.refine_iterations must be >= 0 and fit.refine_size >= 8")
         if not 0.0 < self.roughness <= 1.0:
             raise InputError(f"fit.roughness must be in (0, 1], got {self.roughness}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"fit.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_end <= 1.0:
+            raise InputError(f"fit.lr_end must be in [0, 1], got {self.lr_end}")
+        if self.coarse_iterations < 0 or self.detail_max_size < 0:
+            raise InputError("fit.coarse_iterations and fit.detail_max_size must be >= 0")
+
+    @property
+    def enhanced_iterations(self) -> int:
+        """Adam steps that render the enhanced maps (see ``coarse_iterations``)."""
+        return max(self.iterations - self.coarse_iterations, 0) if self.enhance else 0
+
+    def lr_at(self, step: int) -> float:
+        """The step size of Adam step ``step`` (0-based) under ``lr_schedule``.
+
+        >>> s = FitSettings(iterations=100, lr_schedule="cosine", lr_end=0.1)
+        >>> round(s.lr_at(0), 4), round(s.lr_at(50), 4), round(s.lr_at(100), 4)
+        (0.1, 0.055, 0.01)
+        """
+        if self.lr_schedule == "constant" or self.iterations == 0:
+            return self.lr
+        t = min(step / self.iterations, 1.0)
+        return self.lr * (self.lr_end + (1.0 - self.lr_end) * 0.5 * (1.0 + math.cos(math.pi * t)))
 
 
 @dataclass(frozen=True)
@@ -237,9 +279,10 @@ def render_maps(problem: FitProblem, maps: ReflectanceMaps, light: Tensor,
 
 
 def decode_maps(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor,
-                settings: FitSettings) -> ReflectanceMaps:
-    """Equations 2–4: ``R(D(F, z), T)`` (or ``D(F, z)`` alone when ``enhance`` is off)."""
-    if settings.enhance:
+                settings: FitSettings, enhance: bool | None = None) -> ReflectanceMaps:
+    """Equations 2–4: ``R(D(F, z), T)`` (or ``D(F, z)`` alone when ``enhance`` is off;
+    ``enhance`` overrides ``settings.enhance`` when given)."""
+    if settings.enhance if enhance is None else enhance:
         return nets.reflectance(code, texture)
     return nets.decode(code)
 
@@ -318,7 +361,14 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
                  code0: LatentCode, on_step: Callable[[int, float], None] | None) -> _LatentRun:
     """Equation 1: Adam on the free latents from the encoders' ``code0``, keeping the best
     iterate, restoring the last good state after a non-finite loss, stopping early if asked
-    (module docstring)."""
+    (module docstring).
+
+    With ``settings.coarse_iterations`` the first steps render the decoder outputs alone
+    (the coarse phase) and the rest the enhanced maps; the best iterate is chosen within
+    the last phase run, since the two phases' losses are of different maps. An early stop
+    in the coarse phase moves on to the enhanced phase. When no enhanced step is left the
+    best coarse code is decoded and enhanced once, and that state's loss is appended.
+    """
     z = {
         "albedo": code0.albedo.z.detach().clone(),
         "specular": code0.specular.z.detach().clone(),
@@ -328,12 +378,13 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     free = [k for k in LATENTS if k in settings.optimize]
     for k in free:
         z[k].requires_grad_(True)
-    lr = settings.lr
+    lr_scale = 1.0  # halved at each restoration, on top of the schedule
+    coarse_end = settings.iterations - settings.enhanced_iterations  # steps of the coarse phase
 
     def make_opt(lr_: float):
         return torch.optim.Adam([z[k] for k in free], lr=lr_, betas=settings.betas) if free else None
 
-    opt = make_opt(lr)
+    opt = make_opt(settings.lr_at(0))
     losses: list[float] = []
     best = (math.inf, 0, _snapshot(z), None)
     good = _snapshot(z)
@@ -342,27 +393,33 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     since_progress = 0
     stopped_early = False
     initial_maps = initial_light = None
+    step = 0  # Adam steps taken
+    enhanced = settings.enhance and coarse_end == 0
 
-    for it in range(settings.iterations + 1):
+    while True:
         with torch.set_grad_enabled(bool(free)):
-            maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings)
+            maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings, enhance=enhanced)
             pred = render_maps(problem, maps, z["light"], settings)
             loss = _loss(pred, problem)
         value = float(loss.detach())
-        if it == 0:
-            initial_maps = _detached(maps)
+        if initial_maps is None:
+            if enhanced or not settings.enhance:
+                initial_maps = _detached(maps)
+            else:  # the encoders' start as equations 2-4 give it, whatever the loop renders
+                with torch.no_grad():
+                    initial_maps = _detached(decode_maps(nets, _code_from(code0, z), problem.texture, settings))
             initial_light = z["light"].detach().clone()
         if not math.isfinite(value):
             restorations += 1
-            msg = (f"iteration {it}: non-finite loss; restored the last good state and "
-                   f"halved the step to {lr / 2:g}")
+            lr_scale /= 2
+            msg = (f"iteration {step}: non-finite loss; restored the last good state and "
+                   f"halved the step to {settings.lr_at(step) * lr_scale:g}")
             log.warning(msg)
             messages.append(msg)
             with torch.no_grad():
                 for k in z:
                     z[k].copy_(good[k])
-            lr /= 2
-            opt = make_opt(lr)
+            opt = make_opt(settings.lr_at(step) * lr_scale)
             if restorations > 5:
                 messages.append("giving up after 5 restorations")
                 break
@@ -370,23 +427,42 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         losses.append(value)
         good = _snapshot(z)
         if on_step is not None:
-            on_step(it, value)
+            on_step(step, value)
         if value < best[0] * (1 - settings.tol):
             since_progress = 0
         else:
             since_progress += 1
         if value < best[0]:
             best = (value, len(losses) - 1, _snapshot(z), _detached(maps))
-        if it == settings.iterations or opt is None:
+        if step == settings.iterations or opt is None:
             break
         if settings.early_stop and since_progress >= settings.patience:
-            stopped_early = True
-            break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+            if enhanced or not settings.enhance or settings.enhanced_iterations == 0:
+                stopped_early = True
+                break
+            step = coarse_end  # the coarse phase stalled: go on to the enhanced phase
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for g in opt.param_groups:
+                g["lr"] = settings.lr_at(step) * lr_scale
+            opt.step()
+            step += 1
+        if settings.enhance and not enhanced and step >= coarse_end and settings.enhanced_iterations:
+            # the enhanced phase starts from the best coarse code; its losses are not comparable
+            with torch.no_grad():
+                for k in z:
+                    z[k].copy_(best[2][k])
+            enhanced, since_progress = True, 0
+            best = (math.inf, len(losses), best[2], None)
 
     _, best_idx, zb, maps_b = best
+    if settings.enhance and not enhanced and maps_b is not None:
+        # no enhanced step was taken: the enhancers run once, on the best coarse code
+        with torch.no_grad():
+            maps_b = _detached(decode_maps(nets, _code_from(code0, zb), problem.texture, settings))
+            losses.append(float(_loss(render_maps(problem, maps_b, zb["light"], settings), problem)))
+        best_idx = len(losses) - 1
     if maps_b is None:  # every evaluation was non-finite: fall back to the encoder start
         with torch.no_grad():
             maps_b = _detached(decode_maps(nets, _code_from(code0, zb), problem.texture, settings))
@@ -461,6 +537,7 @@ def fit_latents(
                                      problem.texture.shape[-1]), settings.delight.max_size))
         maps_b, light_b, shading, out_of_range = d.maps, d.light, d.shading, d.out_of_range
         t_delight = time.perf_counter() - t1
+    maps_b = detail_maps(maps_b, float(problem.weight.sum()), settings.detail_max_size)
     seconds = time.perf_counter() - t0
     steps = max(len(losses) - 1, 1)
     return FitResult(
@@ -485,6 +562,33 @@ def fit_latents(
         delight_seconds=t_delight,
         out_of_range=out_of_range,
     )
+
+
+def detail_maps(maps: ReflectanceMaps, face_pixels: float, max_size: int) -> ReflectanceMaps:
+    """The specular and normal maps resampled to the side the face's pixel count calls for.
+
+    The side is :func:`~facerefl.fit.delight.albedo_size` of ``face_pixels`` between the
+    maps' own side and ``max_size`` (so never smaller than the networks made them; 0 keeps
+    them). Bilinear, as the renderer samples them, so renders do not change; normals are
+    renormalized. The albedo passes through (the delighting sizes it).
+
+    Args:
+        maps: specular ``[1, 1, Hs, Hs]`` in [0, 1], normal ``[1, 3, Hn, Hn]`` unit
+            tangent-space vectors; albedo any size.
+        face_pixels: pixels of the photo in the face region.
+        max_size: the largest side to resample to.
+    """
+    out = []
+    for t, normal in ((maps.specular, False), (maps.normal, True)):
+        side = t.shape[-1]
+        size = albedo_size(face_pixels, side, max_size) if max_size > side else side
+        if size != side:
+            t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+            t = F.normalize(t, dim=1) if normal else t.clamp(0, 1)
+        out.append(t)
+    if out[0] is maps.specular and out[1] is maps.normal:
+        return maps
+    return ReflectanceMaps(maps.albedo, *out)
 
 
 def refine_albedo(

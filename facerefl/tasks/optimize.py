@@ -37,7 +37,7 @@ from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
 from facerefl.export.plots import save_metrics_json
 from facerefl.export.relight import FaceAppearance
 from facerefl.fit.delight import DelightSettings
-from facerefl.fit.loop import FitSettings
+from facerefl.fit.loop import LR_SCHEDULES, FitSettings
 from facerefl.fit.pipeline import PhotoFit, fit_geometry
 from facerefl.fsutil import LockedError, atomic_write_text, folder_lock, recover_stale, replace_dir, sibling
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
@@ -138,12 +138,16 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         lr=read_float(f.lr, "fit.lr", 0.0, exclusive_minimum=True),
         betas=tuple(read_float(b, "fit.betas", 0.0, 0.999999) for b in betas),
         optimize=tuple(optimize),
+        lr_schedule=read_choice(f.lr_schedule, "fit.lr_schedule", LR_SCHEDULES),
+        lr_end=read_float(f.lr_end, "fit.lr_end", 0.0, 1.0),
         early_stop=read_bool(f.early_stop, "fit.early_stop"),
         tol=read_float(f.tol, "fit.tol", 0.0),
         patience=read_int(f.patience, "fit.patience", 1),
+        coarse_iterations=read_int(f.coarse_iterations, "fit.coarse_iterations", 0, 1_000_000),
         roughness=read_float(f.roughness, "fit.roughness", 0.0, 1.0, exclusive_minimum=True),
         spec_model=read_choice(f.spec_model, "fit.spec_model", ("lobe", "paper")),
         enhance=read_bool(f.enhance, "fit.enhance"),
+        detail_max_size=read_int(f.detail_max_size, "fit.detail_max_size", 0, 8192),
         refine_iterations=read_int(f.refine_iterations, "fit.refine_iterations", 0, 1_000_000),
         refine_lr=read_float(f.refine_lr, "fit.refine_lr", 0.0, exclusive_minimum=True),
         refine_weight=read_float(f.refine_weight, "fit.refine_weight", 0.0),
@@ -179,7 +183,9 @@ def geometry_config(cfg: DictConfig) -> GeometryConfig:
 def export_options(cfg: DictConfig, title: str = "facerefl reconstruction report") -> ExportOptions:
     e = cfg.export
     return ExportOptions(novel_yaw_degrees=read_float(e.novel_yaw_degrees, "export.novel_yaw_degrees", -180.0, 180.0),
-                         exr=read_bool(e.exr, "export.exr"), title=title)
+                         exr=read_bool(e.exr, "export.exr"),
+                         relit_face_size=read_int(e.relit_face_size, "export.relit_face_size", 0, 8192),
+                         title=title)
 
 
 def environments(cfg: DictConfig) -> dict[str, torch.Tensor]:

@@ -80,7 +80,7 @@ def test_write_all_on_sphere(tmp_path, scene):
     assert recon.shape == (4, 64, 64)
     assert np.array_equal(recon[3] > 127, out.mask[0].numpy() > 0.5)  # alpha = face mask
     relit = read_png(tmp_path / "relit_side-light.png")
-    assert relit.shape == (4, 64, 64) and relit[0][relit[3] > 0].std() > 1  # shaded, not flat
+    assert relit.shape == (4, 512, 512) and relit[0][relit[3] > 0].std() > 1  # framed on the face; shaded, not flat
     sbs = read_png(tmp_path / "side_by_side.png")
     assert sbs.shape == (3, 64, 3 * 64 + 8)
     # glb in metres: the 10 cm radius sphere spans 0.2 m
@@ -98,7 +98,7 @@ def test_write_all_without_extras(tmp_path, scene):
     face_ao = FaceAppearance(face.maps, ao=torch.rand(1, 8, 8))
     out = FitOutputs(out.photo, face_ao, out.light, out.mesh, out.camera, texture=texture)  # renders itself
     written = write_all(out, tmp_path, {"dim": constant_light(0.3)},
-                        ExportOptions(novel_yaw_degrees=0.0, exr=False, relit_max_size=32))
+                        ExportOptions(novel_yaw_degrees=0.0, exr=False, relit_face_size=0, relit_max_size=32))
     names = {p.name for p in written}
     assert "texture.png" in names and "ao.png" in names
     assert (read_png(tmp_path / "reconstruction.png")[3] > 0).mean() > 0.3  # rendered here
@@ -109,6 +109,23 @@ def test_write_all_without_extras(tmp_path, scene):
     assert not any(n.startswith("novel_") for n in names)
     assert read_png(tmp_path / "relit_dim.png").shape == (4, 32, 32)  # relit_max_size
     assert (tmp_path / "report.html").exists()
+
+
+def test_relit_renders_are_framed_on_the_face(tmp_path, scene):
+    """With relit_face_size the face fills the relit image whatever the photo's framing:
+    the mesh's projected box plus the margin spans the image."""
+    mesh, camera, face = scene
+    out = _fit_outputs(mesh, camera, face)
+    write_all(out, tmp_path, {"dim": constant_light(0.3)},
+              ExportOptions(novel_yaw_degrees=20.0, exr=False, relit_face_size=48))
+    for name in ("relit_dim.png", "novel_view_yawp20.png"):
+        alpha = read_png(tmp_path / name)[3] > 0
+        assert alpha.shape == (48, 48)
+        rows, cols = np.nonzero(alpha.any(1))[0], np.nonzero(alpha.any(0))[0]
+        # the face spans the image up to the margin (0.15 of the box on each side)
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 >= 0.7 * 48
+    whole = read_png(tmp_path / "composite.png")
+    assert whole.shape[1:] == (camera.height, camera.width)
 
 
 def test_fit_outputs_and_names_validate(scene):
