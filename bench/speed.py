@@ -41,7 +41,7 @@ from facerefl.fsutil import atomic_write_text
 __all__ = ["run", "VARIANTS", "PAPER"]
 
 #: The paper's loop (section 8.1): 150 Adam steps at a constant 0.1, enhancers in every step.
-PAPER = {"iterations": 150, "fit.lr_schedule": "constant", "fit.coarse_iterations": 0,
+PAPER = {"iterations": 150, "fit.lr_schedule": "constant", "fit.enhanced_iterations": "null",
          "fit.early_stop": False, "fit.detail_max_size": 0}
 
 #: Speed ideas as overrides of the config (``iterations`` or ``fit.<key>``); the paper's
@@ -52,9 +52,10 @@ VARIANTS: dict[str, dict] = {
     "steps_80": {**PAPER, "iterations": 80},
     "steps_80_cosine": {**PAPER, "iterations": 80, "fit.lr_schedule": "cosine"},
     "steps_50_cosine": {**PAPER, "iterations": 50, "fit.lr_schedule": "cosine"},
-    "coarse_150_enhance_once": {**PAPER, "fit.coarse_iterations": 150},
-    "coarse_150_cosine_enhance_once": {**PAPER, "fit.coarse_iterations": 150, "fit.lr_schedule": "cosine"},
-    "coarse_130_then_20": {**PAPER, "fit.coarse_iterations": 130, "fit.lr_schedule": "cosine"},
+    "coarse_150_enhance_once": {**PAPER, "fit.enhanced_iterations": 0},
+    "coarse_150_cosine_enhance_once": {**PAPER, "fit.enhanced_iterations": 0, "fit.lr_schedule": "cosine"},
+    "coarse_130_then_20": {**PAPER, "fit.enhanced_iterations": 20, "fit.lr_schedule": "cosine"},
+    "coarse_100_enhance_once": {**PAPER, "iterations": 100, "fit.enhanced_iterations": 0},
     "defaults": {},
 }
 

@@ -82,12 +82,12 @@ class FitSettings:
         early_stop: stop when the best loss stalls (see ``tol`` and ``patience``).
         tol: relative improvement of the best loss that counts as progress.
         patience: iterations without progress before an early stop.
-        coarse_iterations: beyond the paper (0 = the paper, enhancers inside every step):
-            the first this many Adam steps render the decoder outputs D_* alone, an order
-            of magnitude cheaper; the remaining ``iterations - coarse_iterations`` steps
-            render ``R(D(F, z), T)`` as equations 2–4 do. With ``coarse_iterations >=
-            iterations`` the enhancers run once, on the best code of the coarse phase, and
-            that state's loss is appended to the losses. Ignored when ``enhance`` is off.
+        enhanced_iterations: beyond the paper (None = the paper: the enhancers inside
+            every step): only the last this many Adam steps render ``R(D(F, z), T)`` as
+            equations 2–4 do; the steps before render the decoder outputs D_* alone (the
+            coarse phase), an order of magnitude cheaper. With 0 the enhancers run once,
+            on the best code of the coarse phase, and that state's loss is appended to the
+            losses. Ignored when ``enhance`` is off.
         roughness: GGX roughness of the skin (the paper has one global value).
         spec_model: ``"lobe"`` or ``"paper"`` (see :mod:`facerefl.render.shading`).
         enhance: apply the detail enhancers R_* (False: decoder outputs D_* are rendered
@@ -124,11 +124,11 @@ class FitSettings:
     early_stop: bool = False
     tol: float = 1e-4
     patience: int = 20
-    coarse_iterations: int = 0
+    enhanced_iterations: int | None = 0
     roughness: float = DEFAULT_ROUGHNESS
     spec_model: str = DEFAULT_SPEC_MODEL
     enhance: bool = True
-    detail_max_size: int = 0
+    detail_max_size: int = 512
     refine_iterations: int = 0
     refine_lr: float = 0.02
     refine_weight: float = 1e-3
@@ -155,13 +155,15 @@ class FitSettings:
             raise InputError(f"fit.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0.0 <= self.lr_end <= 1.0:
             raise InputError(f"fit.lr_end must be in [0, 1], got {self.lr_end}")
-        if self.coarse_iterations < 0 or self.detail_max_size < 0:
-            raise InputError("fit.coarse_iterations and fit.detail_max_size must be >= 0")
+        if (self.enhanced_iterations or 0) < 0 or self.detail_max_size < 0:
+            raise InputError("fit.enhanced_iterations (or null) and fit.detail_max_size must be >= 0")
 
     @property
-    def enhanced_iterations(self) -> int:
-        """Adam steps that render the enhanced maps (see ``coarse_iterations``)."""
-        return max(self.iterations - self.coarse_iterations, 0) if self.enhance else 0
+    def enhanced_steps(self) -> int:
+        """Adam steps that render the enhanced maps (see ``enhanced_iterations``)."""
+        if not self.enhance:
+            return 0
+        return self.iterations if self.enhanced_iterations is None else min(self.enhanced_iterations, self.iterations)
 
     def lr_at(self, step: int) -> float:
         """The step size of Adam step ``step`` (0-based) under ``lr_schedule``.
@@ -222,6 +224,8 @@ class FitResult:
         encode_seconds: time the encoders took (part of ``seconds``).
         latent_steps: entries of ``losses`` from the latent phase (the rest, if any, come
             from the albedo refinement phase).
+        adam_steps: Adam steps the latent phase took (``latent_steps - 1`` unless the
+            enhancers ran once after a coarse phase, whose evaluation adds an entry).
         latent_best_loss: the best loss of the latent phase alone.
         latent_maps: the latent phase's best maps (gauged when the gauge was applied).
         shading: ``[1, 3, S, S]`` the delighting's multiplicative shading residual (linear;
@@ -248,6 +252,7 @@ class FitResult:
     messages: list[str] = field(default_factory=list)
     encode_seconds: float = 0.0
     latent_steps: int = 0
+    adam_steps: int = 0
     latent_best_loss: float = math.nan
     latent_maps: ReflectanceMaps | None = None
     gauge_scale: Tensor | None = None
@@ -355,6 +360,7 @@ class _LatentRun:
     restorations: int
     stopped_early: bool
     messages: list[str]
+    steps: int
 
 
 def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSettings,
@@ -363,7 +369,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     iterate, restoring the last good state after a non-finite loss, stopping early if asked
     (module docstring).
 
-    With ``settings.coarse_iterations`` the first steps render the decoder outputs alone
+    With ``settings.enhanced_iterations`` the first steps render the decoder outputs alone
     (the coarse phase) and the rest the enhanced maps; the best iterate is chosen within
     the last phase run, since the two phases' losses are of different maps. An early stop
     in the coarse phase moves on to the enhanced phase. When no enhanced step is left the
@@ -379,7 +385,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     for k in free:
         z[k].requires_grad_(True)
     lr_scale = 1.0  # halved at each restoration, on top of the schedule
-    coarse_end = settings.iterations - settings.enhanced_iterations  # steps of the coarse phase
+    coarse_end = settings.iterations - settings.enhanced_steps  # steps of the coarse phase
 
     def make_opt(lr_: float):
         return torch.optim.Adam([z[k] for k in free], lr=lr_, betas=settings.betas) if free else None
@@ -393,7 +399,8 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     since_progress = 0
     stopped_early = False
     initial_maps = initial_light = None
-    step = 0  # Adam steps taken
+    step = 0  # position in the schedule (an early stop of the coarse phase skips ahead)
+    taken = 0  # Adam steps taken
     enhanced = settings.enhance and coarse_end == 0
 
     while True:
@@ -437,7 +444,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         if step == settings.iterations or opt is None:
             break
         if settings.early_stop and since_progress >= settings.patience:
-            if enhanced or not settings.enhance or settings.enhanced_iterations == 0:
+            if enhanced or not settings.enhance or settings.enhanced_steps == 0:
                 stopped_early = True
                 break
             step = coarse_end  # the coarse phase stalled: go on to the enhanced phase
@@ -448,7 +455,8 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
                 g["lr"] = settings.lr_at(step) * lr_scale
             opt.step()
             step += 1
-        if settings.enhance and not enhanced and step >= coarse_end and settings.enhanced_iterations:
+            taken += 1
+        if settings.enhance and not enhanced and step >= coarse_end and settings.enhanced_steps:
             # the enhanced phase starts from the best coarse code; its losses are not comparable
             with torch.no_grad():
                 for k in z:
@@ -467,7 +475,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         with torch.no_grad():
             maps_b = _detached(decode_maps(nets, _code_from(code0, zb), problem.texture, settings))
     return _LatentRun(code0, losses, best_idx, zb, maps_b, initial_maps, initial_light,
-                      restorations, stopped_early, messages)
+                      restorations, stopped_early, messages, taken)
 
 
 def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun,
@@ -555,6 +563,7 @@ def fit_latents(
         messages=run.messages,
         encode_seconds=t_encode,
         latent_steps=latent_steps,
+        adam_steps=run.steps,
         latent_best_loss=latent_best,
         latent_maps=latent_maps,
         gauge_scale=gauge,

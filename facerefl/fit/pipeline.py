@@ -138,7 +138,7 @@ def fit_geometry(
     if result.out_of_range is not None:
         metrics["skin_out_of_range"] = result.out_of_range
     metrics["psnr_gain"] = metrics["psnr_final"] - metrics["psnr_initial"]
-    metrics["iterations"] = float(result.latent_steps - 1)
+    metrics["iterations"] = float(result.adam_steps)
     metrics["best_iteration"] = float(result.best_iteration)
     metrics["loss_initial"] = result.initial_loss
     metrics["loss_final"] = result.best_loss

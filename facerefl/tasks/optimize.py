@@ -143,7 +143,8 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         early_stop=read_bool(f.early_stop, "fit.early_stop"),
         tol=read_float(f.tol, "fit.tol", 0.0),
         patience=read_int(f.patience, "fit.patience", 1),
-        coarse_iterations=read_int(f.coarse_iterations, "fit.coarse_iterations", 0, 1_000_000),
+        enhanced_iterations=(None if f.enhanced_iterations is None else
+                             read_int(f.enhanced_iterations, "fit.enhanced_iterations", 0, 1_000_000)),
         roughness=read_float(f.roughness, "fit.roughness", 0.0, 1.0, exclusive_minimum=True),
         spec_model=read_choice(f.spec_model, "fit.spec_model", ("lobe", "paper")),
         enhance=read_bool(f.enhance, "fit.enhance"),

@@ -10,8 +10,9 @@ from facerefl.fit.pipeline import fit_geometry, image_metrics, problem_from_geom
 
 
 def paper(**kw) -> FitSettings:
-    """The paper's loop: the config's defaults without the gauge and the delighting."""
-    return FitSettings(**{"albedo_gauge": False, "delight": None, **kw})
+    """The paper's loop: constant step, enhancers in every step, no gauge, no delighting."""
+    return FitSettings(**{"albedo_gauge": False, "delight": None, "lr_schedule": "constant",
+                          "enhanced_iterations": None, "detail_max_size": 0, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +236,84 @@ def test_gauge_leaves_a_kept_refinement_as_refined(problem):
     lost = fit_latents(nets, problem, paper(**{**s, "refine_iterations": 1}, albedo_gauge=True))
     assert lost.best_iteration < lost.latent_steps and lost.gauge_scale is not None
     assert _scale_drift(lost, problem) < 1e-4 and lost.latent_maps is lost.maps
+
+
+def test_coarse_phase_then_enhanced_phase(tiny_nets, problem):
+    """Decoder-only steps first, then enhanced ones; the best state is one of the enhanced
+    phase, and its maps are the enhanced maps that give its loss."""
+    res = fit_latents(tiny_nets, problem, paper(iterations=10, enhanced_iterations=4))
+    assert len(res.losses) == 11 and res.adam_steps == 10
+    assert res.best_iteration >= 6
+    assert res.best_loss == min(res.losses[6:])
+    assert res.maps.albedo.shape == (1, 3, 64, 64) and res.initial_maps.albedo.shape == (1, 3, 64, 64)
+    again = loop._loss(loop.render_maps(problem, res.maps, res.light, FitSettings()), problem)
+    assert float(again) == pytest.approx(res.best_loss, rel=1e-4)
+
+
+def test_enhancers_once_after_the_coarse_phase(tiny_nets, problem, monkeypatch):
+    """enhanced_iterations=0: every step renders D alone, then the best coarse
+    code is enhanced once and that state's loss is appended."""
+    calls = {"enhance": 0}
+    real = type(tiny_nets).enhance
+
+    def counting(self, *a, **k):
+        calls["enhance"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(type(tiny_nets), "enhance", counting)
+    res = fit_latents(tiny_nets, problem, paper(iterations=8, enhanced_iterations=0))
+    assert calls["enhance"] == 2  # the encoders' start (initial maps) and the result
+    assert len(res.losses) == 10 and res.adam_steps == 8 and res.best_iteration == 9
+    assert res.maps.albedo.shape == (1, 3, 64, 64)
+    again = loop._loss(loop.render_maps(problem, res.maps, res.light, FitSettings()), problem)
+    assert float(again) == pytest.approx(res.losses[-1], rel=1e-4)
+    # the coarse phase itself lowered its own loss
+    assert min(res.losses[1:9]) < res.losses[0]
+
+
+def test_early_stop_of_the_coarse_phase_moves_on_to_the_enhanced_phase(tiny_nets, problem):
+    res = fit_latents(tiny_nets, problem, paper(iterations=30, enhanced_iterations=5, lr=1e-9,
+                                                early_stop=True, patience=2))
+    assert res.maps.albedo.shape == (1, 3, 64, 64)
+    assert res.best_iteration >= 3 and len(res.losses) < 12
+
+
+def test_cosine_schedule_steps():
+    s = FitSettings(iterations=80, lr=0.1, lr_schedule="cosine", lr_end=0.05)
+    lrs = [s.lr_at(i) for i in range(81)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.005)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert FitSettings(lr=0.1).lr_at(79) == 0.1
+    with pytest.raises(InputError, match="lr_schedule"):
+        FitSettings(lr_schedule="linear")
+    with pytest.raises(InputError, match="lr_end"):
+        FitSettings(lr_end=1.5)
+
+
+def test_cosine_schedule_reaches_the_optimizer(tiny_nets, problem, monkeypatch):
+    seen = []
+    real = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    fit_latents(tiny_nets, problem, paper(iterations=4, lr_schedule="cosine", lr_end=0.0))
+    assert seen == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * i / 4)) for i in range(4)])
+
+
+def test_detail_maps_follow_the_face():
+    normal = torch.nn.functional.normalize(torch.randn(1, 3, 128, 128), dim=1)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 1, 16, 16), size=128, mode="bilinear")
+    maps = loop.ReflectanceMaps(torch.rand(1, 3, 256, 256), smooth, normal)
+    assert loop.detail_maps(maps, 5e5, 0) is maps
+    assert loop.detail_maps(maps, 2000.0, 512) is maps  # few face pixels: the network size
+    mid, big = loop.detail_maps(maps, 7000.0, 512), loop.detail_maps(maps, 5e5, 512)
+    assert mid.specular.shape[-1] == mid.normal.shape[-1] == 256
+    assert big.specular.shape[-1] == big.normal.shape[-1] == 512
+    assert big.albedo is maps.albedo
+    assert torch.allclose(big.normal.norm(dim=1), torch.ones(1), atol=1e-5)
+    # bilinear: shrinking back gives the network's map again, nearly
+    back = torch.nn.functional.interpolate(big.specular, size=128, mode="bilinear", antialias=True)
+    assert float((back - maps.specular).abs().mean()) < 0.01
