@@ -22,7 +22,8 @@ their spatial scale, in closed form, with no optimizer:
    can leave at most a faint trace. On the non-skin regions of the layout (eyes, brows,
    inner mouth) it is not limited: there the albedo is the photo's own, delit by ``E`` and
    by the shading residual the surrounding skin shows, so the networks' drawn features
-   never appear where the photo shows the real ones.
+   never appear where the photo shows the real ones. The lips count as such a region here
+   (their colour is theirs), though they are skin for the range projection.
 4. Texels the photo sees poorly (grazing, hidden, dim, clipped) take the detail of the
    mirrored texel (the layout is left–right symmetric) in proportion to that texel's
    confidence, and the rest from ``P``.
@@ -48,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
-from facerefl.geometry.template import skin_uv_mask, load_template, uv_coverage_mask
+from facerefl.geometry.template import load_template, region_uv_mask, skin_uv_mask, uv_coverage_mask
 from facerefl.models.networks import ReflectanceMaps
 from facerefl.render.color import srgb_to_linear
 from facerefl.render.shading import PreparedGBuffer, shade_prepared
@@ -270,11 +271,15 @@ def project_to_skin(albedo: Tensor, rng: SkinRange = SKIN_RANGE) -> Tensor:
     return (out * scale).clamp(0, 1)
 
 
-def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor]:
-    """``(skin, covered)`` ``[1, 1, S, S]`` masks of the template's UV layout."""
-    skin = torch.from_numpy(skin_uv_mask(None, size).astype(np.float32))
-    covered = torch.from_numpy(uv_coverage_mask(load_template(), size).astype(np.float32))
-    return (skin.to(device, dtype)[None, None], covered.to(device, dtype)[None, None])
+def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """``(skin, lips, covered)`` ``[1, 1, S, S]`` masks of the template's UV layout (the
+    lips are part of the skin region)."""
+    template = load_template()
+    skin_np = skin_uv_mask(None, size)
+    lips_np = (region_uv_mask(template, template.region("lips_outer"), size)
+               & ~region_uv_mask(template, template.region("lips_inner"), size) & skin_np)
+    out = (skin_np, lips_np, uv_coverage_mask(template, size))
+    return tuple(torch.from_numpy(m.astype(np.float32)).to(device, dtype)[None, None] for m in out)
 
 
 #: Fraction of the square UV grid the template's layout covers (measured: 0.66 at 128², 0.65 at
@@ -349,14 +354,21 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
     size = int(size or maps.albedo.shape[-1])
     dtype, dev = maps.albedo.dtype, maps.albedo.device
     with torch.no_grad():
-        skin, layout = (m[0] for m in _layout_masks(size, dev, dtype))
+        skin_all, lips, layout = (m[0] for m in _layout_masks(size, dev, dtype))
+        # plain skin: where the detail is limited and the shading residual is measured;
+        # the lips, like the eyes, brows and mouth, take the photo's own colour
+        skin = skin_all * (1 - lips)
         sigma_s = settings.shading_sigma * size
         sigma_p = (settings.prior_sigma or settings.shading_sigma) * size
         # the prior: the latent albedo over the skin, smoothed at the shading scale (the
         # networks' drawn eyes, brows and mouth do not survive it; their mean does)
         a0 = F.interpolate(maps.albedo, size=(size, size), mode="bilinear", align_corners=False)[0]
-        log_prior, _ = normalized_blur(torch.log(a0.clamp_min(1e-3)) * skin, skin, sigma_p)
-        log_prior = torch.where(log_prior == 0, torch.log(a0.clamp_min(1e-3)), log_prior)
+        log_a0 = torch.log(a0.clamp_min(1e-3))
+        log_prior, den_p = normalized_blur(log_a0 * skin, skin, sigma_p)
+        # far from the skin (layout corners) the prior fades to the skin's mean colour
+        mean_log = (log_a0 * skin).sum((1, 2), keepdim=True) / skin.sum().clamp_min(1.0)
+        fade = (den_p / den_p.amax().clamp_min(1e-8) / 0.2).clamp(0, 1)
+        log_prior = fade * log_prior + (1 - fade) * mean_log
         uv = prep.uv[0]
         grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(dtype)
         prior_p = F.grid_sample(log_prior[None], grid, mode="bilinear", padding_mode="border",
@@ -400,13 +412,13 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
         else:
             detail = conf * detail
         albedo = torch.exp(log_prior + detail).clamp(0, 1)[None]
-        valid = skin[None] if valid_skin is None else (
-            F.interpolate(valid_skin, size=(size, size), mode="nearest") * skin[None])
+        valid = skin_all[None] if valid_skin is None else (
+            F.interpolate(valid_skin, size=(size, size), mode="nearest") * skin_all[None])
         bad_before = 0.0
         if float(valid.sum()) > 0:
             bad_before = float(skin_range_violations(albedo, valid).sum() / (valid > 0.5).sum())
         if settings.skin_range:
-            albedo = torch.where(skin[None] > 0.5, project_to_skin(albedo), albedo.clamp(0.003, 0.95))
+            albedo = torch.where(skin_all[None] > 0.5, project_to_skin(albedo), albedo.clamp(0.003, 0.95))
         # shading residual: where the photo shows the texel, all that the albedo does not
         # explain (the slow part r_s, detail beyond the limit or from untrusted pixels, what
         # the range projection and the clamp removed); elsewhere r_s, fading to none away

@@ -33,13 +33,15 @@ def _uv_grid(size):
 def scene(problem):
     """A photo rendered from known maps, then darkened by a slow left-to-right shading ramp
     (a light the SH model cannot express): ``(problem, true albedo, prior maps, light, ramp)``."""
-    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
     u, v = _uv_grid(SIZE)
     base = torch.tensor([0.55, 0.38, 0.30]).view(1, 3, 1, 1)
     pattern = torch.exp(0.25 * torch.sin(2 * math.pi * u * 12) * torch.sin(2 * math.pi * v * 12))[None, None]
     true = (base * pattern).expand(1, 3, SIZE, SIZE).clone()
     eyes = (skin < 0.5) & (v[None, None] > 0.45) & (v[None, None] < 0.75)  # eyes and brows: not skin
     true = torch.where(eyes.expand_as(true), torch.tensor([0.05, 0.04, 0.03]).view(1, 3, 1, 1), true)
+    _, lips, _ = _layout_masks(SIZE, None, torch.float32)
+    true = torch.where((lips > 0.5).expand_as(true), torch.tensor([0.45, 0.12, 0.13]).view(1, 3, 1, 1), true)
     spec = torch.full((1, 1, 32, 32), 0.3)
     normal = torch.zeros(1, 3, 32, 32)
     normal[:, 2] = 1
@@ -58,7 +60,7 @@ def scene(problem):
 def test_shading_ramp_stays_out_of_the_albedo_and_detail_comes_in(scene):
     shot, true, prior, light = scene
     d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
     seen = (d.confidence > 0.9) & (skin > 0.5)
     u, _ = _uv_grid(SIZE)
     lum = (d.maps.albedo * torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -78,21 +80,27 @@ def test_shading_ramp_stays_out_of_the_albedo_and_detail_comes_in(scene):
     assert masked_psnr(flat, shot.target, shot.weight) < masked_psnr(pred, shot.target, shot.weight) - 3
 
 
-def test_non_skin_regions_take_the_photos_colour_not_the_priors(scene):
+def test_eyes_brows_and_lips_take_the_photos_colour_not_the_priors(scene):
     shot, true, prior, light = scene
     d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
     dark = (true[:, :1] < 0.1) & (d.confidence > 0.9) & (skin < 0.5)
     assert int(dark.sum()) > 20
     # the prior says 0.55 there; the photo shows ~0.05 (under the ramp's shading, which the
     # surrounding skin reveals and the delighting removes)
     assert float(d.maps.albedo[:, :1][dark].median()) < 0.15
+    # the lips keep their own red (the prior's skin has G/R 0.69; the lips' truth 0.27)
+    _, lips, _ = _layout_masks(SIZE, None, torch.float32)
+    seen_lips = (lips > 0.5) & (d.confidence > 0.9)
+    assert int(seen_lips.sum()) > 10
+    gr = d.maps.albedo[:, 1:2][seen_lips] / d.maps.albedo[:, :1][seen_lips]
+    assert float(gr.median()) < 0.45
 
 
 def test_skin_texels_end_inside_the_skin_range(scene):
     shot, _, prior, light = scene
     d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    skin, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
     assert int(skin_range_violations(d.maps.albedo, skin).sum()) == 0
     off = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(skin_range=False), size=SIZE)
     assert off.out_of_range == pytest.approx(d.out_of_range)
