@@ -273,6 +273,9 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
     if settings.delight is None:
         raise InputError("the consistency benchmark compares the delighting with the paper's method; "
                          "set fit.delight.enabled=true")
+    if int(c.faces) < 1 or not names:
+        raise InputError(f"the consistency benchmark needs at least one face and one lighting; "
+                         f"got consistency.faces={c.faces} and {len(names)} lightings")
     seeds = [int(c.first_seed) + k for k in range(int(c.faces))]
     workers = _workers(cfg)
     nets = None if workers > 1 else load_eval_networks(cfg)
