@@ -41,13 +41,16 @@ __all__ = ["load_or_render", "run_job", "run_benchmark", "PAPER"]
 PAPER = "paper"
 
 
-def load_or_render(cache: Path | None, seed: int, lighting: Lighting, sizes: Sizes, spp: int) -> ReflectanceBatch:
-    """The benchmark example, from ``cache`` when rendered before (same seed, lighting, sizes, spp)."""
-    key = f"{seed}_{lighting.name}_{sizes.image}_{sizes.texture}_{sizes.detail}_{spp}.safetensors"
+def load_or_render(cache: Path | None, seed: int, lighting: Lighting, sizes: Sizes, spp: int,
+                   renderer: str = "mc") -> ReflectanceBatch:
+    """The benchmark example, from ``cache`` when rendered before (same seed, lighting, sizes,
+    renderer and spp). ``renderer``: ``"mc"`` (as the test set) or ``"sh"`` (fast, tests)."""
+    tag = f"{spp}" if renderer == "mc" else renderer
+    key = f"{seed}_{lighting.name}_{sizes.image}_{sizes.texture}_{sizes.detail}_{tag}.safetensors"
     path = None if cache is None else cache / key
     if path is not None and path.is_file():
         return ReflectanceBatch(**load_file(str(path)))
-    ex = benchmark_example(seed, lighting, sizes, spp=spp)
+    ex = benchmark_example(seed, lighting, sizes, renderer=renderer, spp=spp)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{time.time_ns()}.tmp")
@@ -58,9 +61,9 @@ def load_or_render(cache: Path | None, seed: int, lighting: Lighting, sizes: Siz
 
 def run_job(seed: int, lighting: Lighting, sizes: Sizes, spp: int, cache: Path | None,
             nets: ReflectanceNetworks, settings: FitSettings, geometry: GeometryConfig,
-            variants: dict[str, DelightSettings], probe_size: int = 64) -> dict:
+            variants: dict[str, DelightSettings], probe_size: int = 64, renderer: str = "mc") -> dict:
     """One example: geometry, latent phase, then every delighting variant on that fit."""
-    ex = load_or_render(cache, seed, lighting, sizes, spp)
+    ex = load_or_render(cache, seed, lighting, sizes, spp, renderer)
     out = {"seed": seed, "lighting": lighting.name, "ok": False}
     try:
         geom = build_face_geometry(ex.image[0], geometry)
@@ -104,7 +107,7 @@ def _worker_job(*args) -> dict:
 def run_benchmark(seeds: list[int], lightings: list[Lighting], sizes: Sizes, spp: int, cache: Path | None,
                   nets: ReflectanceNetworks | None, settings: FitSettings, geometry: GeometryConfig,
                   variants: dict[str, DelightSettings], workers: int = 1, weights: Path | None = None,
-                  progress: Callable[[dict], None] | None = None) -> dict:
+                  progress: Callable[[dict], None] | None = None, renderer: str = "mc") -> dict:
     """All faces × lightings → ``{"faces": [...], "summary": {pipeline: means}, "jobs": [...]}``."""
     jobs = [(s, lt) for s in seeds for lt in lightings]
     if workers > 1:
@@ -112,7 +115,7 @@ def run_benchmark(seeds: list[int], lightings: list[Lighting], sizes: Sizes, spp
             raise ValueError("run_benchmark: workers > 1 needs the weights folder")
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                  initializer=worker_init, initargs=(str(weights),)) as pool:
-            futs = [pool.submit(_worker_job, s, lt, sizes, spp, cache, settings, geometry, variants)
+            futs = [pool.submit(_worker_job, s, lt, sizes, spp, cache, settings, geometry, variants, 64, renderer)
                     for s, lt in jobs]
             results = []
             for f in futs:
@@ -122,7 +125,7 @@ def run_benchmark(seeds: list[int], lightings: list[Lighting], sizes: Sizes, spp
     else:
         results = []
         for s, lt in jobs:
-            results.append(run_job(s, lt, sizes, spp, cache, nets, settings, geometry, variants))
+            results.append(run_job(s, lt, sizes, spp, cache, nets, settings, geometry, variants, 64, renderer))
             if progress:
                 progress(results[-1])
     names = [PAPER, *variants]

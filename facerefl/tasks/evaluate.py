@@ -273,6 +273,8 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
     if settings.delight is None:
         raise InputError("the consistency benchmark compares the delighting with the paper's method; "
                          "set fit.delight.enabled=true")
+    if str(c.renderer) not in ("mc", "sh"):
+        raise InputError(f"consistency.renderer must be mc or sh, got {c.renderer!r}")
     if int(c.faces) < 1 or not names:
         raise InputError(f"the consistency benchmark needs at least one face and one lighting; "
                          f"got consistency.faces={c.faces} and {len(names)} lightings")
@@ -289,18 +291,19 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
         else:
             _say(f"[consistency] {j['seed']} {j['lighting']}: FAILED ({j.get('error')})")
 
+    renders = Path(str(c.cache)) if c.get("cache") else cache_dir() / "synthetic" / "consistency"
     res = run_benchmark(seeds, [known[n] for n in names], sizes, int(c.spp),
-                        cache_dir() / "synthetic" / "consistency", nets, settings, geometry,
+                        renders, nets, settings, geometry,
                         consistency_variants(settings.delight, c.get("variants")), workers=workers,
                         weights=weights_folder(cfg),
-                        progress=progress)
+                        progress=progress, renderer=str(c.renderer))
     results = res.pop("_results")
     first = [j for j in results if j["seed"] == seeds[0] and j["ok"]]
     if first:
         from facerefl.eval.benchmark import load_or_render
 
-        inputs = [load_or_render(cache_dir() / "synthetic" / "consistency", seeds[0], known[j["lighting"]],
-                                 sizes, int(c.spp)).image[0] for j in first]
+        inputs = [load_or_render(renders, seeds[0], known[j["lighting"]],
+                                 sizes, int(c.spp), str(c.renderer)).image[0] for j in first]
         rows = [inputs] + [[albedo_srgb(j["pipelines"][n]["albedo"])[0] for j in first] for n in (PAPER, "default")]
         rows[-1].append(albedo_srgb(first[0]["gt_albedo"])[0])
         save_grid(out / "consistency_sheet.png", rows, int(cfg.sheet.size))
