@@ -1,6 +1,9 @@
 """Speed of the per-photo fit: ``run(out_dir)`` → ``out_dir/speed.json`` and ``speed.png``.
 
-Three measurements (issue 14):
+Four measurements (issue 14):
+
+* **steps**: milliseconds of one latent step with and without the enhancers, and of its
+  parts (decoders, enhancers, render, G-buffer preparation) on the astronaut.
 
 * **ideas**: each speed idea as a set of ``fit.*`` overrides (:data:`VARIANTS`), fitted on
   the first ``n`` examples of the Monte Carlo test set and on the two sample photos, the
@@ -56,6 +59,7 @@ VARIANTS: dict[str, dict] = {
     "coarse_150_cosine_enhance_once": {**PAPER, "fit.enhanced_iterations": 0, "fit.lr_schedule": "cosine"},
     "coarse_130_then_20": {**PAPER, "fit.enhanced_iterations": 20, "fit.lr_schedule": "cosine"},
     "coarse_100_enhance_once": {**PAPER, "iterations": 100, "fit.enhanced_iterations": 0},
+    "coarse_130_then_20_constant": {**PAPER, "fit.enhanced_iterations": 20},
     "defaults": {},
 }
 
@@ -152,6 +156,59 @@ def ideas(n_examples: int = 8, variants: dict[str, dict] | None = None) -> dict:
         t["photos"] = photos.get(name, {})
         table[name] = t
     return {"n_examples": n_examples, "overrides": variants, "variants": table}
+
+
+# ---------------------------------------------------------------------------- step costs
+def steps(repeats: int = 15) -> dict:
+    """Median milliseconds of one latent step's parts on the astronaut (1 thread): where
+    the time goes, and so what batching the decoders or caching the G-buffer work could
+    buy at most."""
+    from facerefl.fit.loop import _loss, render_maps
+    from facerefl.fit.pipeline import problem_from_geometry
+    from facerefl.geometry.result import build_face_geometry
+    from facerefl.models.networks import ReflectanceMaps, ReflectanceNetworks
+    from facerefl.render.shading import prepare_gbuffer
+    from facerefl.tasks.optimize import fit_settings, geometry_config
+
+    torch.set_num_threads(1)
+    cfg = _config([])
+    s = fit_settings(cfg)
+    geom = build_face_geometry(sample_photos()["astronaut"], geometry_config(cfg))
+    nets = ReflectanceNetworks.load_shipped("cpu").freeze()
+    prob = problem_from_geometry(geom, s.roughness)
+    code = nets.encode(prob.texture)
+    zs = {k: getattr(code, k).z.clone().requires_grad_() for k in ("albedo", "specular", "normal")}
+    light = code.light.clone().requires_grad_()
+    c = code.with_z(**zs)
+    coarse = nets.decode(c)
+    enhanced = nets.reflectance(c, prob.texture)
+    fixed = ReflectanceMaps(*(m.detach().requires_grad_() for m in (enhanced.albedo, enhanced.specular, enhanced.normal)))
+
+    def step(enhance: bool):
+        maps = nets.reflectance(c, prob.texture) if enhance else nets.decode(c)
+        _loss(render_maps(prob, maps, light, s), prob).backward()
+
+    parts = {
+        "step_enhanced": lambda: step(True),
+        "step_decoder_only": lambda: step(False),
+        "decoders_forward": lambda: nets.decode(c),
+        "enhancers_forward": lambda: nets.enhance(coarse, prob.texture),
+        "render_forward_backward": lambda: _loss(render_maps(prob, fixed, light, s), prob).backward(),
+        "prepare_gbuffer": lambda: prepare_gbuffer(geom.gbuffer, geom.visibility_sh, geom.bent_normal,
+                                                   roughness=s.roughness),
+    }
+    out = {}
+    for name, fn in parts.items():
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(1000 * (time.perf_counter() - t0))
+        out[name + "_ms"] = round(statistics.median(times), 2)
+        print(f"[speed] {name:26s} {out[name + '_ms']:8.2f} ms", flush=True)
+    out["face_pixels"] = float(prob.weight.sum())
+    return out
 
 
 # ---------------------------------------------------------------------------- child runs
@@ -282,7 +339,7 @@ def plot(doc: dict, path: Path) -> Path | None:
     return path
 
 
-PARTS = {"ideas": ideas, "photos": photos, "sizes": sizes}
+PARTS = {"steps": steps, "ideas": ideas, "photos": photos, "sizes": sizes}
 
 
 def run(out_dir: Path, parts: tuple[str, ...] = tuple(PARTS)) -> dict:

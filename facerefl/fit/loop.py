@@ -124,7 +124,7 @@ class FitSettings:
     early_stop: bool = False
     tol: float = 1e-4
     patience: int = 20
-    enhanced_iterations: int | None = 0
+    enhanced_iterations: int | None = 20
     roughness: float = DEFAULT_ROUGHNESS
     spec_model: str = DEFAULT_SPEC_MODEL
     enhance: bool = True
