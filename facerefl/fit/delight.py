@@ -110,7 +110,7 @@ class DelightSettings:
     """
 
     shading_sigma: float = 1.0 / 40.0
-    prior_sigma: float | None = 0.1
+    prior_sigma: float | None = 0.5
     adjust_light: bool = False
     detail_limit: float = 0.02
     chroma_limit: float = 0.05
