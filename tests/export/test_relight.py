@@ -6,6 +6,7 @@ import torch
 from facerefl.export.maps import FaceMaps
 from facerefl.export.relight import (
     FaceAppearance,
+    face_camera,
     match_exposure,
     mesh_centre,
     render_orbit,
@@ -15,7 +16,7 @@ from facerefl.export.relight import (
     rotate_sh_map,
     yaw_rotation,
 )
-from facerefl.render.raster import project_points
+from facerefl.render.raster import Camera, Mesh, project_points
 from facerefl.render.sh import sh_rotate
 
 from .conftest import constant_light
@@ -114,3 +115,21 @@ def test_face_appearance_validates(scene):
         FaceAppearance(face.maps, bent_normal=torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="spec_model"):
         FaceAppearance(face.maps, spec_model="phong")
+
+
+def test_face_camera_frames_the_projected_mesh():
+    """The crop holds every vertex, the face spans it up to the margin, and it is square."""
+    gen = torch.Generator().manual_seed(0)
+    verts = torch.rand(50, 3, generator=gen) * torch.tensor([4.0, 6.0, 2.0]) + torch.tensor([3.0, -1.0, -40.0])
+    mesh = Mesh(verts, torch.tensor([[0, 1, 2]]), torch.zeros(50, 2))
+    cam = Camera(800.0, 800.0, 320.0, 240.0, 640, 480)
+    framed = face_camera(mesh, cam, 256, margin=0.1)
+    assert (framed.width, framed.height) == (256, 256) and framed.fx == pytest.approx(framed.fy)
+    px = project_points(verts, framed)[:, :2]
+    lo, hi = px.amin(0), px.amax(0)
+    assert float(lo.min()) >= 0 and float(hi.max()) <= 256
+    assert float((hi - lo).max()) == pytest.approx(256 / 1.2, rel=1e-4)  # the longer side, margin 0.1 each side
+    with pytest.raises(ValueError, match="size"):
+        face_camera(mesh, cam, 0)
+    with pytest.raises(ValueError, match="margin"):
+        face_camera(mesh, cam, 64, margin=-0.1)
