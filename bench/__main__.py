@@ -20,7 +20,7 @@ import torch
 
 from bench import OUT_DIR
 
-STAGES = ("render", "geometry", "data", "models", "export", "fit", "eval")
+STAGES = ("render", "geometry", "data", "models", "export", "fit", "speed", "eval")
 
 
 def machine() -> dict:

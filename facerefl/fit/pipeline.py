@@ -153,6 +153,7 @@ def fit_geometry(
         coverage=cover,
         metrics=metrics,
         timings={"prepare": t_prep, "encoding": result.encode_seconds,
-                 "optimization": result.seconds - result.encode_seconds},
+                 "optimization": result.seconds - result.encode_seconds - result.delight_seconds,
+                 "delighting": result.delight_seconds},
     )
 

@@ -103,7 +103,7 @@ def test_fit_geometry_reports_before_and_after(tiny_nets, astro_geometry):
     h, w = astro_geometry.camera.height, astro_geometry.camera.width
     assert pf.rendering.shape == (3, h, w) and pf.face_mask.shape == (1, h, w)
     assert float((pf.rendering * (1 - pf.coverage)).abs().max()) == 0.0
-    assert set(pf.timings) >= {"prepare", "encoding", "optimization"}
+    assert set(pf.timings) >= {"prepare", "encoding", "optimization", "delighting"}
 
 
 def test_without_enhancer_renders_decoder_outputs(tiny_nets, problem):
