@@ -20,11 +20,7 @@ PACKAGE = Path(facerefl.__file__).parent
 
 #: Examples that fail today, with the fix they are owed. Strict: once fixed, the test
 #: fails until the entry is removed here.
-KNOWN_FAILING = {
-    "facerefl.eval.metrics.Score.from_mse": "the expected `20.0` is indented 8 spaces deeper than its "
-                                            "`>>>` line (which starts the docstring); put the example on "
-                                            "its own lines in facerefl/eval/metrics.py",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 def _modules_with_examples() -> list[str]:

@@ -51,7 +51,9 @@ class Score:
 
     @staticmethod
     def from_mse(mse: float) -> "Score":
-        """>>> Score.from_mse(0.01).psnr
+        """PSNR and RMSE of a mean squared error (peak 1; negative values count as 0).
+
+        >>> Score.from_mse(0.01).psnr
         20.0
         """
         mse = max(float(mse), 0.0)
