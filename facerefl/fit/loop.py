@@ -24,6 +24,11 @@ Choices the paper leaves open, and ours:
 * **Early stop** (optional): when the best loss has not improved by a relative
   ``tol`` for ``patience`` iterations.
 
+Beyond the paper, for speed (``FitSettings.enhanced_iterations``): the enhancers take
+~90 % of a step, so by default the first steps render the decoder outputs alone and only
+the last 20 render ``R(D(F, z), T)``; ``None`` is the paper's loop, with the enhancers in
+every step. The measurements are in ``docs/speed.md``.
+
 Beyond the paper, the **albedo gauge** (``FitSettings.albedo_gauge``). The photo
 constrains only albedo × irradiance, so equation 1 leaves each channel's albedo scale to
 wherever Adam wanders. After the fit the albedo's per-channel mean over T's valid skin is
