@@ -238,7 +238,21 @@ def _gauss(x: Tensor, sigma: float) -> Tensor:
 
 def normalized_blur(num: Tensor, den: Tensor, sigma: float, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
     """Normalized convolution: ``(G*num / G*den, G*den)`` for ``num [C, S, S]``, ``den [1, S, S]``;
-    the ratio is 0 where ``G*den < eps``."""
+    the ratio is 0 where ``G*den < eps``.
+
+    A wide Gaussian (``sigma`` > 4 texels) runs on a grid shrunk by a power of two ``f``
+    (average pooling, so ``σ/f`` stays in [2, 4) texels) and is upsampled bilinearly: the
+    result is smooth at that scale anyway, and a 512² map blurred at σ 256 takes
+    milliseconds instead of seconds."""
+    size = num.shape[-1]
+    f = 1
+    while sigma / f >= 4 and size // (2 * f) >= 8 and size % (2 * f) == 0:
+        f *= 2
+    if f > 1:
+        n, d = (_gauss(F.avg_pool2d(x[None], f)[0], sigma / f) for x in (num, den))
+        ratio = torch.where(d > eps, n / d.clamp_min(eps), torch.zeros_like(n))
+        return tuple(F.interpolate(x[None], size=num.shape[-2:], mode="bilinear", align_corners=False)[0]
+                     for x in (ratio, d))
     n, d = _gauss(num, sigma), _gauss(den, sigma)
     return torch.where(d > eps, n / d.clamp_min(eps), torch.zeros_like(n)), d
 
