@@ -9,7 +9,7 @@ KERNELS_STAMP := $(VENV)/.kernels
 GLTF_DIR := tests/export/gltf_validator
 GLTF_STAMP := $(VENV)/.gltf-validator
 # the bundled sample photos (package data, see facerefl/resources)
-SAMPLES := facerefl/resources/samples
+SAMPLES := data/samples
 
 .PHONY: help setup assets test test-all bench demo data train train-noskip testset eval eval-small clean
 
@@ -60,10 +60,10 @@ data: setup  ## cache N (2000) synthetic training examples in DATA_DIR and build
 	$(VPY) -m facerefl.data.make_cache --out $(DATA_DIR) --n $(N) --image 256 --texture 128 --detail 128 --workers 2
 	$(VPY) -m facerefl.data.make_testset
 
-train: setup  ## train every CPU-preset network and export weights to facerefl/resources/checkpoints/cpu
+train: setup  ## train every CPU-preset network and export weights to data/checkpoints/cpu
 	$(VPY) -m facerefl.tasks.train_all
 
-train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → facerefl/resources/checkpoints/cpu_noskip
+train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → data/checkpoints/cpu_noskip
 	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.tasks.train_all --no-skip --data-commit 729ddba --cache-workers 1
 
 testset: setup  ## build the 100-example Monte Carlo test set once (asset cache; ~1-3 min)

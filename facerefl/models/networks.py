@@ -307,7 +307,7 @@ class ReflectanceNetworks(nn.Module):
 
     @classmethod
     def load_shipped(cls, preset: str = "cpu") -> ReflectanceNetworks:
-        """The weights committed under ``facerefl/resources/checkpoints/<preset>/`` (see :func:`shipped_dir`)."""
+        """The weights committed under ``data/checkpoints/<preset>/`` (see :func:`shipped_dir`)."""
         return cls.from_safetensors(shipped_dir(preset))
 
 
@@ -316,7 +316,7 @@ def _read_config(folder: Path) -> dict:
     if not cfg_path.is_file():
         raise InputError(
             f"no {CONFIG_FILE} in {folder}; point at a folder written by "
-            "ReflectanceNetworks.save_safetensors (e.g. facerefl/resources/checkpoints/cpu) or run `make train`"
+            "ReflectanceNetworks.save_safetensors (e.g. data/checkpoints/cpu) or run `make train`"
         )
     raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     if not isinstance(raw, dict):

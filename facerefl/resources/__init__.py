@@ -1,7 +1,9 @@
 """Files shipped inside the package, and where they live.
 
 Everything library code reads from the distribution itself comes from here, so it is found
-the same way in a checkout (editable install) and after ``pip install .``:
+in a checkout (editable install) and after ``pip install .`` alike. The configs and the SH
+table are package data; the weights and the sample photo stay in the repository's
+``data/`` folder and a wheel installs them under ``<prefix>/share/facerefl``:
 
 * :data:`CONF_DIR` — the Hydra configs (``optimize.yaml``, ``evaluate.yaml``,
   ``train.yaml`` and their groups); :data:`PRESET_DIR` its network-size presets;
@@ -17,6 +19,7 @@ this module's. The folders are real directories: the package must be installed u
 
 from __future__ import annotations
 
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -37,9 +40,20 @@ _HERE = _directory(__name__)
 
 CONF_DIR = _PACKAGE / "conf"
 PRESET_DIR = CONF_DIR / "preset"
-CHECKPOINTS_DIR = _HERE / "checkpoints"
+
+def _shipped_data() -> Path:
+    """``data/`` of the source checkout (editable install), else ``<prefix>/share/facerefl``
+    where the wheel installs the same files (``[tool.setuptools.data-files]``)."""
+    checkout = _PACKAGE.parent / "data"
+    if (checkout / "checkpoints").is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "facerefl"
+
+
+_DATA = _shipped_data()
+CHECKPOINTS_DIR = _DATA / "checkpoints"
 SH_LIGHTS = _HERE / "sh_lights.json"
-SAMPLES_DIR = _HERE / "samples"
+SAMPLES_DIR = _DATA / "samples"
 
 
 def source_checkout() -> Path:

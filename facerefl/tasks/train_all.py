@@ -1,6 +1,6 @@
 """``make train``: train every network of a preset in order and ship the weights.
 
-``python -m facerefl.tasks.train_all [--preset cpu] [--out facerefl/resources/checkpoints/cpu]``
+``python -m facerefl.tasks.train_all [--preset cpu] [--out data/checkpoints/cpu]``
 
 Order (each stage is one :func:`facerefl.tasks.train.train` call on the composed
 ``conf/train.yaml`` with ``experiment=<stage>``):
@@ -14,8 +14,8 @@ The stage exports are assembled into a :class:`~facerefl.models.networks.Reflect
 written as safetensors into ``--out`` with ``metrics.json`` and ``MODEL_CARD.md`` (data,
 steps, wall time, validation metrics on held-out synthetic examples generated on the fly).
 
-``python -m facerefl.tasks.train_all --no-skip [--base facerefl/resources/checkpoints/cpu]`` trains the
-ablation of section 8.4.1 instead (export ``facerefl/resources/checkpoints/<preset>_noskip``): only the
+``python -m facerefl.tasks.train_all --no-skip [--base data/checkpoints/cpu]`` trains the
+ablation of section 8.4.1 instead (export ``data/checkpoints/<preset>_noskip``): only the
 three autoencoders, without skip connections (``experiment=<kind>_ae_noskip``), with the
 same data, steps and batch as the full run. The detail enhancers and the light regressor
 are the base's, unchanged (retraining the enhancers on the new decoders' outputs would
@@ -529,12 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facerefl.tasks.train_all", description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="cpu", help="network sizes (conf/preset/<name>.yaml)")
     p.add_argument("--out", type=Path, default=None,
-                   help="export folder (default facerefl/resources/checkpoints/<preset>, with --no-skip <preset>_noskip)")
+                   help="export folder (default data/checkpoints/<preset>, with --no-skip <preset>_noskip)")
     p.add_argument("--no-skip", action="store_true",
                    help="section 8.4.1 ablation: train only the autoencoders, without skip connections; "
                         "enhancers, light regressor and validation set from --base")
     p.add_argument("--base", type=Path, default=None,
-                   help="with --no-skip: the full checkpoint to build on (default facerefl/resources/checkpoints/<preset>)")
+                   help="with --no-skip: the full checkpoint to build on (default data/checkpoints/<preset>)")
     p.add_argument("--ae-steps", type=int, default=1000, help="steps per autoencoder")
     p.add_argument("--enh-steps", type=int, default=300, help="optimizer steps per detail enhancer")
     p.add_argument("--light-steps", type=int, default=800, help="steps of the light regressor")
