@@ -29,8 +29,8 @@ from facerefl.errors import InputError
 from facerefl.eval.compare import compare
 from facerefl.eval.consistency import Lighting, benchmark_example, face_consistency
 from facerefl.eval.synthetic import ground_truth, worker_init, worker_networks
-from facerefl.fit.delight import DelightSettings, albedo_size, delight
-from facerefl.fit.loop import FitSettings, masked_psnr, render_maps
+from facerefl.fit.delight import DelightSettings
+from facerefl.fit.loop import FitSettings, delight_problem, masked_psnr, render_maps
 from facerefl.fit.pipeline import fit_geometry, problem_from_geometry
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
 from facerefl.models.networks import ReflectanceNetworks
@@ -81,10 +81,7 @@ def run_job(seed: int, lighting: Lighting, sizes: Sizes, spp: int, cache: Path |
     out["gauge_scale"] = None if r.gauge_scale is None else [float(v) for v in r.gauge_scale[0]]
     runs = {PAPER: (r.maps, r.light, None, None)}
     for name, ds in variants.items():
-        d = delight(problem.prepared, problem.target, r.maps, r.light, settings.roughness, settings.spec_model,
-                    ds, valid_skin=problem.texture[:, 3:4],
-                    size=albedo_size(float(problem.weight.sum()),
-                                     max(r.maps.albedo.shape[-1], problem.texture.shape[-1]), ds.max_size))
+        d = delight_problem(problem, r.maps, r.light, settings, ds)
         runs[name] = (d.maps, d.light, d.shading, d.out_of_range)
     out["pipelines"] = {}
     for name, (maps, light, shading, oor) in runs.items():

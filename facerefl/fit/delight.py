@@ -40,6 +40,7 @@ unclipped photo values.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -288,12 +289,17 @@ def project_to_skin(albedo: Tensor, rng: SkinRange = SKIN_RANGE) -> Tensor:
 def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor, Tensor]:
     """``(skin, lips, covered)`` ``[1, 1, S, S]`` masks of the template's UV layout (the
     lips are part of the skin region)."""
+    return tuple(torch.from_numpy(m).to(device, dtype, copy=True)[None, None] for m in _layout_masks_np(int(size)))
+
+
+@functools.lru_cache(maxsize=4)
+def _layout_masks_np(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The masks of :func:`_layout_masks` as float32 arrays, rasterized once per size."""
     template = load_template()
     skin_np = skin_uv_mask(None, size)
     lips_np = (region_uv_mask(template, template.region("lips_outer"), size)
                & ~region_uv_mask(template, template.region("lips_inner"), size) & skin_np)
-    out = (skin_np, lips_np, uv_coverage_mask(template, size))
-    return tuple(torch.from_numpy(m.astype(np.float32)).to(device, dtype)[None, None] for m in out)
+    return tuple(m.astype(np.float32) for m in (skin_np, lips_np, uv_coverage_mask(template, size)))
 
 
 #: Fraction of the square UV grid the template's layout covers (measured: 0.66 at 128², 0.65 at

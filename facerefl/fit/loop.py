@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
-from facerefl.fit.delight import DelightSettings, albedo_size, delight
+from facerefl.fit.delight import Delit, DelightSettings, albedo_size, delight
 from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceMaps, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
@@ -60,7 +60,7 @@ from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_p
 from facerefl.render.texture import sample_texture
 
 __all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "refine_albedo", "render_maps",
-           "masked_psnr", "decode_maps", "skin_mean", "gauge_albedo", "detail_maps"]
+           "masked_psnr", "decode_maps", "skin_mean", "gauge_albedo", "detail_maps", "delight_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,17 @@ class FitResult:
     @property
     def best_loss(self) -> float:
         return self.losses[self.best_iteration]
+
+
+def delight_problem(problem: FitProblem, maps: ReflectanceMaps, light: Tensor, settings: FitSettings,
+                    delight_settings: DelightSettings) -> Delit:
+    """:func:`~facerefl.fit.delight.delight` of one photo's latent result, at the albedo side
+    its face calls for (:func:`~facerefl.fit.delight.albedo_size`, at least T's and the
+    network's side)."""
+    size = albedo_size(float(problem.weight.sum()), max(maps.albedo.shape[-1], problem.texture.shape[-1]),
+                       delight_settings.max_size)
+    return delight(problem.prepared, problem.target, maps, light, settings.roughness, settings.spec_model,
+                   delight_settings, valid_skin=problem.texture[:, 3:4], size=size)
 
 
 def render_maps(problem: FitProblem, maps: ReflectanceMaps, light: Tensor,
@@ -544,10 +555,7 @@ def fit_latents(
     shading, out_of_range, t_delight = None, None, 0.0
     if settings.delight is not None and losses:
         t1 = time.perf_counter()
-        d = delight(problem.prepared, problem.target, maps_b, light_b, settings.roughness,
-                    settings.spec_model, settings.delight, valid_skin=problem.texture[:, 3:4],
-                    size=albedo_size(float(problem.weight.sum()), max(maps_b.albedo.shape[-1],
-                                     problem.texture.shape[-1]), settings.delight.max_size))
+        d = delight_problem(problem, maps_b, light_b, settings, settings.delight)
         maps_b, light_b, shading, out_of_range = d.maps, d.light, d.shading, d.out_of_range
         t_delight = time.perf_counter() - t1
     maps_b = detail_maps(maps_b, float(problem.weight.sum()), settings.detail_max_size)
