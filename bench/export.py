@@ -19,12 +19,13 @@ import torch
 from bench import OUT_DIR
 from facerefl.assets import is_ready
 from facerefl.export.gltf import PbrTextures, write_glb
-from facerefl.export.maps import FaceMaps, save_reflectance_maps
+from facerefl.export.maps import save_reflectance_maps
 from facerefl.export.obj import write_obj
 from facerefl.export.outputs import FitOutputs, write_all
 from facerefl.export.relight import FaceAppearance, render_orbit, render_view
 from facerefl.export.surface import surface_from_mesh, to_asset_frame
 from facerefl.fsutil import atomic_write_json
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.raster import Camera, Mesh
 
 IMAGE = 512
@@ -76,7 +77,7 @@ def run(out_dir: Path) -> dict:
     g = torch.Generator().manual_seed(1)
     n = torch.randn(3, TEXTURE, TEXTURE, generator=g) * 0.1
     n[2] = 1.0
-    maps = FaceMaps(
+    maps = ReflectanceMaps(
         torch.rand(3, TEXTURE, TEXTURE, generator=g) * 0.5 + 0.2,
         torch.rand(1, TEXTURE, TEXTURE, generator=g) * 0.5,
         n / n.norm(dim=0, keepdim=True),

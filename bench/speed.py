@@ -166,7 +166,8 @@ def steps(repeats: int = 15) -> dict:
     from facerefl.fit.loop import _loss, render_maps
     from facerefl.fit.pipeline import problem_from_geometry
     from facerefl.geometry.result import build_face_geometry
-    from facerefl.models.networks import ReflectanceMaps, ReflectanceNetworks
+    from facerefl.models.networks import ReflectanceNetworks
+    from facerefl.render.maps import ReflectanceMaps
     from facerefl.render.shading import prepare_gbuffer
     from facerefl.tasks.optimize import fit_settings, geometry_config
 

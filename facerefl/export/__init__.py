@@ -8,7 +8,8 @@ Modules (each a small set of pure encoders plus atomic writers):
 
 * :mod:`~facerefl.export.atomic` — atomic writes, output-folder preparation;
 * :mod:`~facerefl.export.images` — CHW tensors to 8/16-bit PNG and EXR;
-* :mod:`~facerefl.export.maps` — albedo/specular/normal map files (:class:`FaceMaps`);
+* :mod:`~facerefl.export.maps` — albedo/specular/normal map files (of a
+  :class:`~facerefl.render.maps.ReflectanceMaps`);
 * :mod:`~facerefl.export.light` — ``light.json`` and light-probe previews;
 * :mod:`~facerefl.export.compose` — reconstruction composites;
 * :mod:`~facerefl.export.relight` — renders under other SH lights and from an orbiting

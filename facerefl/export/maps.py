@@ -17,48 +17,16 @@ Files and encodings (all row 0 = top of the texture, v = 0 at the bottom):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from facerefl.export.gltf import encode_normal
 from facerefl.export.images import save_exr, save_png
+from facerefl.render.maps import ReflectanceMaps
 
 
-@dataclass(frozen=True)
-class FaceMaps:
-    """UV-space reflectance of one face (textures CHW, no batch axis; sizes may differ).
-
-    The unbatched counterpart of :class:`facerefl.models.networks.ReflectanceMaps`; take
-    one face out of a batch with :meth:`from_batch`.
-
-    Attributes:
-        albedo: ``[3, Ha, Wa]`` linear RGB in [0, 1].
-        specular: ``[1, Hs, Ws]`` specular intensity t_r in [0, 1].
-        normal: ``[3, Hn, Wn]`` tangent-space unit normals (x along T, y along B, z along N).
-    """
-
-    albedo: torch.Tensor
-    specular: torch.Tensor
-    normal: torch.Tensor
-
-    def __post_init__(self) -> None:
-        for name, ch in (("albedo", 3), ("specular", 1), ("normal", 3)):
-            t = getattr(self, name)
-            if not isinstance(t, torch.Tensor) or t.ndim != 3 or t.shape[0] != ch:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"{name} must be a [{ch}, H, W] tensor, got {shape}")
-
-    @classmethod
-    def from_batch(cls, maps, index: int = 0) -> "FaceMaps":
-        """Face ``index`` of batched maps (any object with ``[B, C, H, W]`` ``albedo``,
-        ``specular`` and ``normal`` tensors), detached."""
-        return cls(*(getattr(maps, k)[index].detach() for k in ("albedo", "specular", "normal")))
-
-
-def save_reflectance_maps(out_dir: Path, maps: FaceMaps, exr: bool = True) -> list[Path]:
-    """Write the maps listed in the module docstring into ``out_dir``; return the paths."""
+def save_reflectance_maps(out_dir: Path, maps: ReflectanceMaps, exr: bool = True) -> list[Path]:
+    """Write one face's ``[C, H, W]`` maps (:meth:`ReflectanceMaps.face` of a batch), as
+    listed in the module docstring, into ``out_dir``; return the paths."""
     out_dir = Path(out_dir)
     normal01 = encode_normal(maps.normal)
     written = [

@@ -21,7 +21,7 @@ Files written into ``out_dir`` (all atomically; see the writer modules for encod
 Wiring from the fitting stage (``geo`` a ``FaceGeometry``, ``res`` a ``FitResult``,
 ``settings`` the ``FitSettings``; batch index 0)::
 
-    face = FaceAppearance(FaceMaps.from_batch(res.maps), geo.visibility_sh[0], geo.bent_normal[0],
+    face = FaceAppearance(res.maps.face(0), geo.visibility_sh[0], geo.bent_normal[0],
                           settings.roughness, ao=geo.ao[0], spec_model=settings.spec_model)
     out = FitOutputs(geo.photo, face, res.light[0], geo.mesh, geo.camera,
                      loss_history=tuple(res.losses), metrics={...}, timings={...},

@@ -19,8 +19,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from facerefl.export.maps import FaceMaps
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.raster import Camera, GBuffer, Mesh, project_points, rasterize
 from facerefl.render.sh import sh_rotate
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, SPEC_MODELS, shade_gbuffer
@@ -33,7 +33,8 @@ class FaceAppearance:
     """Everything needed to render the fitted face (UV maps NCHW without the batch axis).
 
     Attributes:
-        maps: the fitted albedo, specular and tangent-space normal maps.
+        maps: the fitted albedo, specular and tangent-space normal maps of one face
+            (``[C, H, W]``, :meth:`ReflectanceMaps.face`).
         vis_sh: ``[9, Ht, Wt]`` baked visibility SH in the camera frame, or None.
         bent_normal: ``[3, Ht, Wt]`` baked tangent-space bent normals, or None.
         roughness: global perceptual roughness in [0, 1].
@@ -44,7 +45,7 @@ class FaceAppearance:
             one the fit used.
     """
 
-    maps: FaceMaps
+    maps: ReflectanceMaps
     vis_sh: torch.Tensor | None = None
     bent_normal: torch.Tensor | None = None
     roughness: float = DEFAULT_ROUGHNESS
@@ -52,6 +53,8 @@ class FaceAppearance:
     spec_model: str = DEFAULT_SPEC_MODEL
 
     def __post_init__(self) -> None:
+        if self.maps.batched:
+            raise ValueError("maps must be one face's [C, H, W] maps; take one out of a batch with maps.face(i)")
         for name, ch in (("vis_sh", 9), ("bent_normal", 3), ("ao", 1)):
             t = getattr(self, name)
             if t is not None and (t.ndim != 3 or t.shape[0] != ch):

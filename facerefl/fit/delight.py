@@ -51,8 +51,8 @@ from torch import Tensor
 
 from facerefl.errors import InputError
 from facerefl.geometry.template import load_template, region_uv_mask, skin_uv_mask, uv_coverage_mask
-from facerefl.models.networks import ReflectanceMaps
 from facerefl.render.color import srgb_to_linear
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import PreparedGBuffer, shade_prepared
 
 __all__ = ["DelightSettings", "Delit", "SkinRange", "SKIN_RANGE", "delight", "splat_to_uv",

@@ -53,9 +53,10 @@ from torch import Tensor
 from facerefl.errors import InputError
 from facerefl.fit.delight import Delit, DelightSettings, albedo_size, delight
 from facerefl.models.metrics import masked_psnr
-from facerefl.models.networks import LatentCode, ReflectanceMaps, ReflectanceNetworks
+from facerefl.models.networks import LatentCode, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.color import linear_to_srgb
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_prepared
 from facerefl.render.texture import sample_texture
 
@@ -349,10 +350,6 @@ def gauge_albedo(maps: ReflectanceMaps, light: Tensor, target: Tensor,
     return ReflectanceMaps(albedo, maps.specular, maps.normal), light / scale[..., None], scale
 
 
-def _detached(maps: ReflectanceMaps) -> ReflectanceMaps:
-    return ReflectanceMaps(maps.albedo.detach(), maps.specular.detach(), maps.normal.detach())
-
-
 def _snapshot(z: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().clone() for k, v in z.items()}
 
@@ -427,10 +424,10 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         value = float(loss.detach())
         if initial_maps is None:
             if enhanced or not settings.enhance:
-                initial_maps = _detached(maps)
+                initial_maps = maps.detach()
             else:  # the encoders' start as equations 2-4 give it, whatever the loop renders
                 with torch.no_grad():
-                    initial_maps = _detached(decode_maps(nets, _code_from(code0, z), problem.texture, settings))
+                    initial_maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings).detach()
             initial_light = z["light"].detach().clone()
         if not math.isfinite(value):
             restorations += 1
@@ -456,7 +453,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         else:
             since_progress += 1
         if value < best[0]:
-            best = (value, len(losses) - 1, _snapshot(z), _detached(maps))
+            best = (value, len(losses) - 1, _snapshot(z), maps.detach())
         if step == settings.iterations or opt is None:
             break
         if settings.early_stop and since_progress >= settings.patience:
@@ -484,12 +481,12 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     if settings.enhance and not enhanced and maps_b is not None:
         # no enhanced step was taken: the enhancers run once, on the best coarse code
         with torch.no_grad():
-            maps_b = _detached(decode_maps(nets, _code_from(code0, zb), problem.texture, settings))
+            maps_b = decode_maps(nets, _code_from(code0, zb), problem.texture, settings).detach()
             losses.append(float(_loss(render_maps(problem, maps_b, zb["light"], settings), problem)))
         best_idx = len(losses) - 1
     if maps_b is None:  # every evaluation was non-finite: fall back to the encoder start
         with torch.no_grad():
-            maps_b = _detached(decode_maps(nets, _code_from(code0, zb), problem.texture, settings))
+            maps_b = decode_maps(nets, _code_from(code0, zb), problem.texture, settings).detach()
     return _LatentRun(code0, losses, best_idx, zb, maps_b, initial_maps, initial_light,
                       restorations, stopped_early, messages, taken)
 

@@ -42,6 +42,7 @@ from facerefl.models.components.enhancer import DetailEnhancer
 from facerefl.models.components.heads import KINDS, check_kind
 from facerefl.models.components.light import SHRegressor
 from facerefl.models.serialization import save_state_atomic
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.resources import CHECKPOINTS_DIR
 
 CONFIG_FILE = "config.json"
@@ -138,22 +139,6 @@ class LatentCode:
             normal=self.normal if normal is None else self.normal.with_z(normal),
             light=self.light if light is None else light,
         )
-
-
-@dataclass(frozen=True)
-class ReflectanceMaps:
-    """Reflectance in UV space (NCHW, row 0 = v 1).
-
-    albedo: ``[B, 3, Ha, Ha]`` linear RGB in [0, 1]; specular: ``[B, 1, Hs, Hs]`` in [0, 1];
-    normal: ``[B, 3, Hn, Hn]`` tangent-space unit vectors with z > 0.
-    """
-
-    albedo: torch.Tensor
-    specular: torch.Tensor
-    normal: torch.Tensor
-
-    def get(self, kind: str) -> torch.Tensor:
-        return getattr(self, check_kind(kind))
 
 
 class ReflectanceBranch(nn.Module):

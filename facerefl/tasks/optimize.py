@@ -32,7 +32,6 @@ from facerefl.assets import AssetMissingError
 from facerefl.data.lighting import load_table
 from facerefl.errors import InputError
 from facerefl.export.atomic import check_output_dir
-from facerefl.export.maps import FaceMaps
 from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
 from facerefl.export.plots import save_metrics_json
 from facerefl.export.relight import FaceAppearance
@@ -453,7 +452,7 @@ def write_outputs(fit: PhotoFit, out_dir: Path, cfg: DictConfig,
     """Everything in ``out_dir`` (maps, light, renders, meshes, metrics, report)."""
     g, r = fit.geometry, fit.result
     appearance = FaceAppearance(
-        maps=FaceMaps.from_batch(r.maps),
+        maps=r.maps.face(0),
         vis_sh=g.visibility_sh[0],
         bent_normal=g.bent_normal[0],
         roughness=float(cfg.fit.roughness),

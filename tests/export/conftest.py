@@ -65,8 +65,8 @@ def maps_tensors():
 @pytest.fixture
 def scene():
     """A 10 cm sphere 60 cm in front of a 64x64 camera, as the renderer's Mesh, with uniform maps."""
-    from facerefl.export.maps import FaceMaps
     from facerefl.export.relight import FaceAppearance
+    from facerefl.render.maps import ReflectanceMaps
     from facerefl.render.raster import Camera, Mesh
 
     s = uv_sphere(n_lat=16, n_lon=32, radius=10.0, centre=(0.0, 0.0, -60.0))
@@ -75,7 +75,7 @@ def scene():
     camera = Camera(fx=200.0, fy=200.0, cx=32.0, cy=32.0, width=64, height=64)
     normal = torch.zeros(3, 8, 8)
     normal[2] = 1.0
-    maps = FaceMaps(torch.full((3, 8, 8), 0.5), torch.full((1, 8, 8), 0.4), normal)
+    maps = ReflectanceMaps(torch.full((3, 8, 8), 0.5), torch.full((1, 8, 8), 0.4), normal)
     return mesh, camera, FaceAppearance(maps, roughness=0.5)
 
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from facerefl.export.images import read_exr, read_png, save_exr, save_png
-from facerefl.export.maps import FaceMaps, save_reflectance_maps
+from facerefl.export.maps import save_reflectance_maps
 from facerefl.render.color import srgb_to_linear
+from facerefl.render.maps import ReflectanceMaps
 
 
 def test_16bit_png_holds_linear_values(tmp_path):
@@ -48,21 +49,11 @@ def test_bad_shapes_raise(tmp_path):
         save_png(tmp_path / "bad.png", torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match="bits"):
         save_png(tmp_path / "bad.png", torch.zeros(3, 4, 4), bits=12)
-    with pytest.raises(ValueError, match="specular"):
-        FaceMaps(torch.zeros(3, 4, 4), torch.zeros(3, 4, 4), torch.zeros(3, 4, 4))
-
-
-def test_face_maps_from_batch():
-    from facerefl.models.networks import ReflectanceMaps
-
-    batch = ReflectanceMaps(torch.rand(2, 3, 8, 8), torch.rand(2, 1, 4, 4), torch.rand(2, 3, 4, 4))
-    one = FaceMaps.from_batch(batch, 1)
-    assert torch.equal(one.albedo, batch.albedo[1]) and one.specular.shape == (1, 4, 4)
 
 
 def test_reflectance_maps_files_and_encodings(tmp_path, maps_tensors):
     albedo, specular, normal = maps_tensors
-    files = save_reflectance_maps(tmp_path, FaceMaps(albedo, specular, normal))
+    files = save_reflectance_maps(tmp_path, ReflectanceMaps(albedo, specular, normal))
     assert sorted(p.name for p in files) == sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 9
     spec8 = read_png(tmp_path / "specular.png")

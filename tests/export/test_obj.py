@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import trimesh
 
-from facerefl.export.maps import FaceMaps, save_reflectance_maps
+from facerefl.export.maps import save_reflectance_maps
 from facerefl.export.obj import MtlTextures, mtl_text, write_obj
+from facerefl.render.maps import ReflectanceMaps
 
 
 def test_obj_mtl_load_in_trimesh_with_texture(tmp_path, sphere, maps_tensors):
-    save_reflectance_maps(tmp_path, FaceMaps(*maps_tensors), exr=False)
+    save_reflectance_maps(tmp_path, ReflectanceMaps(*maps_tensors), exr=False)
     obj, mtl = write_obj(tmp_path / "face.obj", sphere, roughness=0.45)
     text = mtl.read_text()
     assert "map_Kd albedo.png" in text and "norm normal.png" in text and "Pr 0.45" in text

@@ -21,11 +21,12 @@ from PIL import Image
 from facerefl.export.gltf import PbrTextures, write_glb
 from facerefl.export.images import image_png_bytes, png_chunks, read_png
 from facerefl.export.light import light_probe_image
-from facerefl.export.maps import FaceMaps, save_reflectance_maps
+from facerefl.export.maps import save_reflectance_maps
 from facerefl.export.obj import mtl_text, MtlTextures
 from facerefl.export.outputs import metric_rows
 from facerefl.export.surface import to_asset_frame
 from facerefl.fsutil import atomic_write_bytes
+from facerefl.render.maps import ReflectanceMaps
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR_DIR = ROOT / ".venv" / "node" / "node_modules" / "gltf-validator"
@@ -62,7 +63,7 @@ def test_glb_passes_the_khronos_validator(tmp_path, sphere, maps_tensors):
 
 def test_linear_pngs_carry_linear_colour_chunks(tmp_path, maps_tensors):
     albedo, specular, normal = maps_tensors
-    save_reflectance_maps(tmp_path, FaceMaps(albedo, specular, normal), exr=False)
+    save_reflectance_maps(tmp_path, ReflectanceMaps(albedo, specular, normal), exr=False)
     for name, colour in (("albedo_linear16.png", True), ("specular_linear16.png", False), ("specular.png", False)):
         data = (tmp_path / name).read_bytes()
         chunks = png_chunks(data)

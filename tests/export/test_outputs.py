@@ -13,7 +13,6 @@ from facerefl.errors import InputError
 from facerefl.export.gltf import parse_glb
 from facerefl.export.images import read_png
 from facerefl.export.light import load_light_json
-from facerefl.export.maps import FaceMaps
 from facerefl.export.outputs import (
     ExportOptions,
     FitOutputs,
@@ -22,6 +21,7 @@ from facerefl.export.outputs import (
     write_all,
 )
 from facerefl.export.relight import FaceAppearance, render_view
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.raster import Camera, Mesh
 
 from .conftest import constant_light
@@ -172,7 +172,7 @@ def test_write_all_on_face_template(tmp_path):
     g = torch.Generator().manual_seed(2)
     n = torch.randn(3, 64, 64, generator=g) * 0.1
     n[2] = 1.0
-    maps = FaceMaps(torch.rand(3, 64, 64, generator=g) * 0.5 + 0.2,
+    maps = ReflectanceMaps(torch.rand(3, 64, 64, generator=g) * 0.5 + 0.2,
                            torch.rand(1, 64, 64, generator=g) * 0.5, n / n.norm(dim=0, keepdim=True))
     out = _fit_outputs(mesh, camera, FaceAppearance(maps))
     assert float(out.mask.mean()) > 0.2  # the face covers the image
@@ -195,7 +195,7 @@ def test_write_all_takes_cuda_tensors(tmp_path, scene):
     cpu = _fit_outputs(mesh, camera, face)
     dev = "cuda"
     maps = face.maps
-    gpu_face = FaceAppearance(FaceMaps(maps.albedo.to(dev), maps.specular.to(dev), maps.normal.to(dev)),
+    gpu_face = FaceAppearance(ReflectanceMaps(maps.albedo.to(dev), maps.specular.to(dev), maps.normal.to(dev)),
                               roughness=face.roughness)
     gpu = FitOutputs(cpu.photo.to(dev), gpu_face, cpu.light.to(dev), mesh.to(dev), camera,
                      cpu.rendering.to(dev), cpu.mask.to(dev), cpu.loss_history, cpu.metrics, cpu.timings)

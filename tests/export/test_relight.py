@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerefl.export.maps import FaceMaps
 from facerefl.export.relight import (
     FaceAppearance,
     face_camera,
@@ -16,6 +15,7 @@ from facerefl.export.relight import (
     rotate_sh_map,
     yaw_rotation,
 )
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.raster import Camera, Mesh, project_points
 from facerefl.render.sh import sh_rotate
 
@@ -32,7 +32,7 @@ def test_white_furnace_through_the_export_renderer(scene):
     mesh, camera, _ = scene
     normal = torch.zeros(3, 4, 4)
     normal[2] = 1.0
-    white = FaceAppearance(FaceMaps(torch.ones(3, 4, 4), torch.zeros(1, 4, 4), normal))
+    white = FaceAppearance(ReflectanceMaps(torch.ones(3, 4, 4), torch.zeros(1, 4, 4), normal))
     view = render_view(mesh, camera, white, constant_light(1.0))
     inside = view.mask[0] > 0.5
     assert view.rgb.shape == (3, 64, 64) and 2000 < int(inside.sum()) < 4096
@@ -51,7 +51,7 @@ def _colours_at(view, points, camera):
 def test_orbit_keeps_diffuse_colour_of_each_surface_point(scene):
     """Orbiting the camera under a world-fixed light: a point's diffuse colour must not change."""
     mesh, camera, face = scene
-    diffuse_only = FaceAppearance(FaceMaps(face.maps.albedo, torch.zeros(1, 8, 8), face.maps.normal))
+    diffuse_only = FaceAppearance(ReflectanceMaps(face.maps.albedo, torch.zeros(1, 8, 8), face.maps.normal))
     light = constant_light(0.5)
     light[:, 3] = 0.6  # brighter from +x
     light[:, 1] = -0.3  # darker from above
@@ -115,6 +115,9 @@ def test_face_appearance_validates(scene):
         FaceAppearance(face.maps, bent_normal=torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="spec_model"):
         FaceAppearance(face.maps, spec_model="phong")
+    batch = ReflectanceMaps(*(face.maps.get(k)[None] for k in ("albedo", "specular", "normal")))
+    with pytest.raises(ValueError, match=r"maps\.face"):
+        FaceAppearance(batch)
 
 
 def test_face_camera_frames_the_projected_mesh():

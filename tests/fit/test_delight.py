@@ -12,8 +12,8 @@ from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, al
                                   project_to_skin, skin_range_violations, splat_to_uv)
 from facerefl.fit.loop import FitSettings, fit_latents, masked_psnr, render_maps
 from facerefl.fit.pipeline import problem_from_geometry
-from facerefl.models.networks import ReflectanceMaps
 from facerefl.render.color import linear_to_srgb
+from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import shade_prepared
 
 SIZE = 128

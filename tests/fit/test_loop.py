@@ -7,6 +7,7 @@ import facerefl.fit.loop as loop
 from facerefl.errors import InputError
 from facerefl.fit.loop import FitProblem, FitSettings, fit_latents, masked_psnr
 from facerefl.fit.pipeline import fit_geometry, image_metrics, problem_from_geometry
+from facerefl.render.maps import ReflectanceMaps
 
 
 def paper(**kw) -> FitSettings:
@@ -142,8 +143,6 @@ class UniformAlbedoNets:
                           BranchCode((), torch.zeros(1, 1)), light=self.light.clone())
 
     def reflectance(self, code, texture):
-        from facerefl.models.networks import ReflectanceMaps
-
         s = self.size
         normal = torch.zeros(1, 3, s, s)
         normal[:, 2] = 1
@@ -168,7 +167,7 @@ def test_gauge_moves_the_albedo_scale_into_the_light_without_changing_the_diffus
     no_spec = torch.zeros(1, 1, 32, 32)
     light = torch.randn(1, 3, 9) * 0.3
     light[:, :, 0] = torch.tensor([1.5, 1.2, 1.0])
-    maps = loop.ReflectanceMaps(albedo, no_spec, normal)
+    maps = ReflectanceMaps(albedo, no_spec, normal)
     target = torch.tensor([[0.3, 0.2, 0.15]])
     gauged, light_g, scale = loop.gauge_albedo(maps, light, target, problem.texture)
     assert torch.allclose(loop.skin_mean(gauged.albedo, problem.texture), target, rtol=1e-5)
@@ -306,7 +305,7 @@ def test_cosine_schedule_reaches_the_optimizer(tiny_nets, problem, monkeypatch):
 def test_detail_maps_follow_the_face():
     normal = torch.nn.functional.normalize(torch.randn(1, 3, 128, 128), dim=1)
     smooth = torch.nn.functional.interpolate(torch.rand(1, 1, 16, 16), size=128, mode="bilinear")
-    maps = loop.ReflectanceMaps(torch.rand(1, 3, 256, 256), smooth, normal)
+    maps = ReflectanceMaps(torch.rand(1, 3, 256, 256), smooth, normal)
     assert loop.detail_maps(maps, 5e5, 0) is maps
     assert loop.detail_maps(maps, 2000.0, 512) is maps  # few face pixels: the network size
     mid, big = loop.detail_maps(maps, 7000.0, 512), loop.detail_maps(maps, 5e5, 512)

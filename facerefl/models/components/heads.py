@@ -17,21 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-KINDS: tuple[str, ...] = ("albedo", "specular", "normal")
-_CHANNELS = {"albedo": 3, "specular": 1, "normal": 3}
+from facerefl.render.maps import KINDS, check_kind, map_channels
+
+__all__ = ["KINDS", "check_kind", "map_channels", "head_apply", "head_inverse"]
+
 _EPS = 1e-4
-
-
-def check_kind(kind: str) -> str:
-    """Return ``kind`` if it is a known reflectance kind, else raise ``ValueError``."""
-    if kind not in _CHANNELS:
-        raise ValueError(f"unknown reflectance kind {kind!r}; use one of {KINDS}")
-    return kind
-
-
-def map_channels(kind: str) -> int:
-    """Number of channels of a map of this kind (3, 1 or 3)."""
-    return _CHANNELS[check_kind(kind)]
 
 
 def head_apply(v: torch.Tensor, kind: str) -> torch.Tensor:
