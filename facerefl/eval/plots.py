@@ -1,9 +1,8 @@
-"""PNG figures of the evaluation: loss curves (Figure 5), image grids (Figure 7, contact
-sheets). Written atomically; matplotlib runs on the non-interactive Agg backend."""
+"""Image grids of the evaluation (Figure 7, contact sheets), written atomically as PNG.
+Figure 5's loss curves are :func:`facerefl.export.plots.save_loss_plot`."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Sequence
@@ -15,37 +14,7 @@ import torch.nn.functional as F
 from facerefl.export.images import encode_png
 from facerefl.fsutil import atomic_write_bytes
 
-__all__ = ["loss_curves_png", "save_loss_curves", "tile", "grid", "save_grid"]
-
-
-def loss_curves_png(curves: dict[str, Sequence[float]], title: str, dpi: int = 100) -> bytes:
-    """PNG bytes: one loss-vs-iteration curve per input (log-scaled loss axis)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=dpi)
-    try:
-        for name, losses in curves.items():
-            ax.plot(range(len(losses)), list(losses), lw=1.2, label=name)
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("reconstruction loss (MSE, sRGB)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        if 0 < len(curves) <= 12:
-            ax.legend(fontsize=7, ncol=2)
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
-def save_loss_curves(path: str | os.PathLike, curves: dict[str, Sequence[float]], title: str) -> Path:
-    return atomic_write_bytes(path, loss_curves_png(curves, title))
+__all__ = ["tile", "grid", "save_grid"]
 
 
 def tile(image: torch.Tensor | None, size: int) -> np.ndarray:

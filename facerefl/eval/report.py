@@ -14,9 +14,10 @@ from typing import Any
 
 from facerefl.errors import InputError
 from facerefl.eval.compare import TABLE1_COLUMNS
+from facerefl.export.plots import strict_json
 from facerefl.fsutil import atomic_write_json, atomic_write_text
 
-__all__ = ["PAPER_TABLE1", "DEFINITIONS", "table1_markdown", "ablation_markdown", "gather", "strict_json",
+__all__ = ["PAPER_TABLE1", "DEFINITIONS", "table1_markdown", "ablation_markdown", "gather",
            "ABLATION_ORDER", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
@@ -166,17 +167,6 @@ def gather(folder: Path) -> tuple[Path, Path]:
     md_path = atomic_write_text(folder / "ablation.md", md)
     json_path = atomic_write_json(folder / "ablation.json", {"runs": strict_json(runs)})
     return md_path, json_path
-
-
-def strict_json(obj: Any) -> Any:
-    """Replace non-finite floats by None (strict JSON)."""
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def results_document(ablation: str, summary: dict, examples: list[dict], settings: dict) -> dict:

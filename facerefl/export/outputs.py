@@ -45,7 +45,7 @@ from facerefl.export.images import save_png
 from facerefl.export.light import light_probe_image, save_light_json
 from facerefl.export.maps import save_reflectance_maps
 from facerefl.export.obj import write_obj
-from facerefl.export.plots import json_scalar, save_loss_plot, save_metrics_json
+from facerefl.export.plots import save_loss_plot, save_metrics_json, strict_json
 from facerefl.export.relight import (
     FaceAppearance,
     View,
@@ -207,7 +207,7 @@ def _render_all(
 
 
 def _fmt_rows(values: Mapping[str, float | str]) -> tuple[tuple[str, float | str | None], ...]:
-    return tuple((str(k), json_scalar(v)) for k, v in values.items())
+    return tuple((str(k), strict_json(v)) for k, v in values.items())
 
 
 #: report labels of the fitting metrics, in table order (others follow under their own key)
@@ -246,9 +246,9 @@ def metric_rows(metrics: Mapping[str, float | str]) -> tuple[tuple[str, float | 
     for key, label in _METRIC_LABELS.items():
         if key not in metrics:
             continue
-        value = _best_step(metrics) if key == "best_iteration" else json_scalar(metrics[key])
+        value = _best_step(metrics) if key == "best_iteration" else strict_json(metrics[key])
         rows.append((label, value))
-    rows += [(str(k), json_scalar(v)) for k, v in metrics.items()
+    rows += [(str(k), strict_json(v)) for k, v in metrics.items()
              if k not in _METRIC_LABELS and not str(k).endswith("_pixels")]
     return tuple(rows)
 

@@ -1,4 +1,5 @@
-"""Loss curve (``loss.png``) and ``metrics.json``.
+"""Loss curves (``loss.png``; the evaluation's Figure 5), ``metrics.json`` and the one
+strict-JSON conversion (:func:`strict_json`) that the exports and the evaluation use.
 
 Plots use Matplotlib's object API with the Agg canvas (no pyplot global state, no display).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,47 +21,75 @@ from matplotlib.ticker import MaxNLocator
 from facerefl.fsutil import atomic_write_bytes, atomic_write_json
 
 
-def loss_curve_png(losses: Sequence[float], title: str = "reconstruction loss", dpi: int = 100) -> bytes:
+def loss_curve_png(losses: Sequence[float] | Mapping[str, Sequence[float]], title: str = "reconstruction loss",
+                   ylabel: str = "loss", dpi: int = 100) -> bytes:
     """PNG bytes of the loss against iteration (log scale when every value is positive).
 
-    Non-finite values are dropped from the curve (and counted in the title).
+    ``losses`` is one curve, or several by name (``{name: losses}``, a legend up to 12
+    names; the evaluation's Figure 5). Non-finite values are dropped from the curves (and
+    counted in the title).
 
     Raises:
         ValueError: ``losses`` holds no finite value.
     """
-    pts = [(i, float(v)) for i, v in enumerate(losses) if math.isfinite(float(v))]
-    if not pts:
+    curves = dict(losses) if isinstance(losses, Mapping) else {"": losses}
+    pts = {name: [(i, float(v)) for i, v in enumerate(ls) if math.isfinite(float(v))]
+           for name, ls in curves.items()}
+    ys = [y for p in pts.values() for _, y in p]
+    if not ys:
         raise ValueError("loss history holds no finite value; nothing to plot")
-    dropped = len(losses) - len(pts)
+    dropped = sum(len(ls) for ls in curves.values()) - len(ys)
     fig = Figure(figsize=(6.0, 3.6), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    xs, ys = zip(*pts)
-    ax.plot(xs, ys, color="#1f5fa8", linewidth=1.5, marker="." if len(pts) < 50 else None)
+    one = len(curves) == 1
+    for name, p in pts.items():
+        if p:
+            ax.plot(*zip(*p), label=name or None, color="#1f5fa8" if one else None,
+                    linewidth=1.5 if one else 1.2, marker="." if one and len(p) < 50 else None)
     if min(ys) > 0:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(ylabel)
     ax.set_title(title + (f" ({dropped} non-finite values omitted)" if dropped else ""))
     ax.grid(True, which="both", alpha=0.3)
+    if not one and len(curves) <= 12:
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
 
 
-def save_loss_plot(path: str | os.PathLike, losses: Sequence[float]) -> Path:
-    """Write ``loss.png`` (loss against iteration) atomically."""
-    return atomic_write_bytes(path, loss_curve_png(losses))
+def save_loss_plot(path: str | os.PathLike, losses: Sequence[float] | Mapping[str, Sequence[float]],
+                   title: str = "reconstruction loss", ylabel: str = "loss") -> Path:
+    """Write :func:`loss_curve_png` (``loss.png``: loss against iteration) atomically."""
+    return atomic_write_bytes(path, loss_curve_png(losses, title, ylabel))
 
 
-def json_scalar(v: float | int | str | None) -> float | str | None:
-    """A metric value as strict JSON: numbers as float (non-finite -> None), text kept."""
-    if v is None or isinstance(v, str):
-        return v
-    v = float(v)
-    return v if math.isfinite(v) else None
+def strict_json(obj: Any) -> Any:
+    """``obj`` as strict JSON data: every non-finite number becomes None, through dicts,
+    lists and tuples; other numbers become plain ``float`` or ``int`` (numpy and 0-d
+    tensor scalars too); text, None and booleans are kept.
+
+    >>> strict_json({"a": [float("inf"), 1.0, 2], "b": {"c": float("nan"), "d": "cpu"}})
+    {'a': [None, 1.0, 2], 'b': {'c': None, 'd': 'cpu'}}
+    """
+    if obj is None or isinstance(obj, (str, bool)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if getattr(obj, "ndim", None) == 0 and hasattr(obj, "item"):  # numpy / torch scalars
+        return strict_json(obj.item())
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
 
 
 def metrics_document(
@@ -72,12 +102,12 @@ def metrics_document(
     finite = [float(v) for v in losses if math.isfinite(float(v))]
     return {
         **dict(extra or {}),
-        "metrics": {str(k): json_scalar(v) for k, v in metrics.items()},
-        "timings_s": {str(k): json_scalar(v) for k, v in timings.items()},
+        "metrics": {str(k): strict_json(v) for k, v in metrics.items()},
+        "timings_s": {str(k): strict_json(v) for k, v in timings.items()},
         "loss": {
             "iterations": len(losses),
-            "first": json_scalar(losses[0]) if len(losses) else None,
-            "last": json_scalar(losses[-1]) if len(losses) else None,
+            "first": strict_json(losses[0]) if len(losses) else None,
+            "last": strict_json(losses[-1]) if len(losses) else None,
             "min": min(finite) if finite else None,
         },
     }

@@ -33,9 +33,10 @@ from facerefl.eval import report
 from facerefl.eval.consistency import consistency_summary, relit_examples
 from facerefl.eval.metrics import albedo_srgb
 from facerefl.eval.photos import evaluate_photo, photos_markdown, photos_summary
-from facerefl.eval.plots import save_grid, save_loss_curves
-from facerefl.eval.report import gather, strict_json
+from facerefl.eval.plots import save_grid
+from facerefl.eval.report import gather
 from facerefl.eval.synthetic import evaluate_examples, example_name, summarize
+from facerefl.export.plots import save_loss_plot, strict_json
 from facerefl.fsutil import atomic_write_json, atomic_write_text
 from facerefl.models.components.perceptual import load_lpips
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
@@ -128,7 +129,7 @@ def run_testset(cfg: DictConfig, out: Path) -> dict[str, Any]:
         doc["figure7"] = run_figure7(cfg, out, nets, settings, geometry, data)
         md.append(figure7_markdown(doc["figure7"]))
     md.append(report.DEFINITIONS)
-    doc = report.strict_json(doc)
+    doc = strict_json(doc)
     atomic_write_json(out / report.RESULTS_FILE, doc)
     atomic_write_text(out / "report.md", "\n".join(md))
     print("\n".join(md))
@@ -139,8 +140,9 @@ def _figures(cfg: DictConfig, out: Path, results, data) -> None:
     """Figure 5 (loss curves) and samples.png (input, reconstruction, albedo, truth)."""
     curves = {r.name: r.losses for r in results[: int(cfg.figure5.count)] if r.ok and len(r.losses) > 1}
     if curves:
-        save_loss_curves(out / "loss_curves.png", curves,
-                         f"Figure 5: loss vs iteration ({len(curves)} inputs, {cfg.ablation_name})")
+        save_loss_plot(out / "loss_curves.png", curves,
+                       f"Figure 5: loss vs iteration ({len(curves)} inputs, {cfg.ablation_name})",
+                       ylabel="reconstruction loss (MSE, sRGB)")
     rows = []
     for i, r in enumerate(results[: int(cfg.sheet.count)]):
         ex = data[i]
@@ -261,7 +263,6 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
     from facerefl.eval.consistency import BENCHMARK_LIGHTINGS
     from facerefl.eval.metrics import albedo_srgb
     from facerefl.eval.plots import save_grid
-    from facerefl.eval.report import strict_json
 
     c = cfg.consistency
     known = {lt.name: lt for lt in BENCHMARK_LIGHTINGS}
