@@ -6,6 +6,13 @@ set) -> sensor noise and JPEG -> unwrap the photo with the same code real photos
 (known geometry) with Poisson hole filling -> a :class:`ReflectanceBatch` of one example
 at the sizes of the preset.
 
+Realism effects (:mod:`facerefl.data.effects`, issue 13) slot into that sequence: stubble,
+makeup and teeth into the reflectance (the targets show them); hair into a copy of the
+maps used only to render the photo; a sun with ray-cast shadows (the SH light includes
+it), glasses, and camera effects into the photo. Each draws from a random stage of its
+own, appended to :data:`_STAGES`; with every effect off (the default, and the test set)
+an example is bit-identical to one made before they existed.
+
 Every random draw comes from a NumPy generator derived from ``(seed, stage)``, so an
 example depends only on its seed and the settings: the same seed gives bit-identical
 tensors whatever the worker, order or batch.
@@ -18,12 +25,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from facerefl.data import surface
+from facerefl.data.effects import SURFACE_EFFECTS, EffectSettings
+from facerefl.data.layout import face_layout
 from facerefl.data.lighting import LightPrior, LightSettings, load_table
-from facerefl.data.procedural import resize_reflectance, sample_params, synthesize
+from facerefl.data.occluders import (
+    add_glasses, render_sun, sample_glasses, sample_sun, sun_visibility, with_sun,
+)
+from facerefl.data.procedural import (
+    Reflectance, ReflectanceParams, resize_reflectance, sample_params, synthesize,
+)
 from facerefl.data.render_fast import background, gbuffer_of, render_sh
 from facerefl.data.render_mc import EnvSampler, render_mc
 from facerefl.data.scene import SceneSettings, sample_scene
-from facerefl.data.sensor import SensorSettings, apply_sensor
+from facerefl.data.sensor import SensorSettings, apply_sensor, sample_camera
 from facerefl.data.types import ReflectanceBatch
 from facerefl.geometry.bake import bake_maps, bake_vertices
 from facerefl.geometry.raycast import RayCaster
@@ -32,7 +47,10 @@ from facerefl.geometry.unwrap import unwrap
 from facerefl.geometry.uvmap import rasterize_uv
 
 #: Stage ids of the per-example random streams (never reorder: it changes every example).
-_STAGES = {"reflectance": 0, "scene": 1, "light": 2, "sensor": 3, "render": 4}
+_STAGES = {"reflectance": 0, "scene": 1, "light": 2, "sensor": 3, "render": 4,
+           # issue 13's effects, one stage each (see facerefl.data.effects)
+           "stubble": 5, "makeup": 6, "teeth": 7, "hair": 8, "sun": 9, "glasses": 10,
+           "camera": 11}
 RENDERERS = ("sh", "mc")
 #: HDR maps held out of the training lighting prior; the test set is lit by them only.
 TEST_MAPS = ("lobby", "park", "sunset")
@@ -70,6 +88,8 @@ class GeneratorSettings:
         bake_dirs: ray directions per vertex for the visibility bake.
         maps: HDR maps the lighting is drawn from (None: all but :data:`TEST_MAPS`).
         scene, light, sensor: the randomization ranges of each stage.
+        effects: the realism effects (default: all off; training turns them on with
+            ``EffectSettings()``).
     """
 
     sizes: Sizes = field(default_factory=Sizes)
@@ -80,6 +100,7 @@ class GeneratorSettings:
     scene: SceneSettings = field(default_factory=SceneSettings)
     light: LightSettings = field(default_factory=LightSettings)
     sensor: SensorSettings = field(default_factory=SensorSettings)
+    effects: EffectSettings = field(default_factory=EffectSettings.off)
 
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
@@ -110,25 +131,68 @@ class ExampleGenerator:
             n for n in sorted(table) if n not in TEST_MAPS)
         self.prior = LightPrior(table, settings.light, list(names))
 
+    def effect_rng(self, seed: int, name: str) -> np.random.Generator | None:
+        """Generator of effect ``name`` for example ``seed``, or None when it is absent."""
+        p = getattr(self.settings.effects, name).p
+        if p <= 0:
+            return None
+        rng = stage_rng(seed, name)
+        return rng if rng.random() < p else None
+
+    def surface_effects(self, seed: int, params: ReflectanceParams, refl: Reflectance,
+                        names: tuple[str, ...] = SURFACE_EFFECTS) -> Reflectance:
+        """``refl`` with the effects ``names`` that example ``seed`` has (same object if none)."""
+        eff = self.settings.effects
+        rngs = {n: self.effect_rng(seed, n) for n in names}
+        if all(r is None for r in rngs.values()):
+            return refl
+        lay = face_layout(refl.albedo.shape[-1])
+        maps = surface.SurfaceMaps.of(refl)
+        for name, rng in rngs.items():
+            if rng is not None:
+                maps = getattr(surface, f"add_{name}")(maps, params, lay, rng, getattr(eff, name))
+        return maps.reflectance()
+
     def __call__(self, seed: int) -> ReflectanceBatch:
         """Example ``seed`` as a batch of one."""
         s, z = self.settings, self.settings.sizes
         master = max(z.texture, z.detail)
-        refl = synthesize(sample_params(stage_rng(seed, "reflectance")), master)
+        params = sample_params(stage_rng(seed, "reflectance"))
+        refl = self.surface_effects(seed, params, synthesize(params, master))
         scene = sample_scene(stage_rng(seed, "scene"), self.template, z.image, s.scene)
         light = self.prior.sample(stage_rng(seed, "light"))
+        shown = self.surface_effects(seed, params, refl, ("hair",))  # what the photo shows
+        sun_rng = self.effect_rng(seed, "sun")
+        sun = sample_sun(sun_rng, light, s.effects.sun) if sun_rng is not None else None
+        light_sh = light.sh
+        if sun is not None:
+            light, light_sh = with_sun(light, sun)
         mesh = scene.mesh
         caster = RayCaster(mesh.vertices, mesh.faces)
         vbake = bake_vertices(mesh, s.bake_dirs, caster)
         gbuf = gbuffer_of(scene)
         if s.renderer == "sh":
             baked = bake_maps(vbake, rasterize_uv(mesh.faces, mesh.uvs, master))
-            linear = render_sh(scene, gbuf, refl, light, baked.visibility_sh, baked.bent_normal)
+            linear = render_sh(scene, gbuf, shown, light, baked.visibility_sh, baked.bent_normal)
         else:
-            linear = render_mc(scene, gbuf, refl, EnvSampler.from_light(light),
+            linear = render_mc(scene, gbuf, shown, EnvSampler.from_light(light),
                                stage_rng(seed, "render"), background(light, scene.camera),
                                spp=s.spp, caster=caster)
-        photo = apply_sensor(linear.numpy(), stage_rng(seed, "sensor"), s.sensor)
+        sun_vis = None
+        if sun is not None:
+            sun_vis = sun_visibility(gbuf, caster, sun)
+            linear = linear + render_sun(gbuf, shown, sun, sun_vis)
+        glasses_rng = self.effect_rng(seed, "glasses")
+        if glasses_rng is not None:
+            glasses = sample_glasses(glasses_rng, scene, s.effects.glasses)
+            linear = add_glasses(linear, scene, gbuf, glasses, light_sh, sun, sun_vis)
+        camera_rng = self.effect_rng(seed, "camera")
+        if camera_rng is None:
+            photo = apply_sensor(linear.numpy(), stage_rng(seed, "sensor"), s.sensor)
+        else:
+            cam = sample_camera(camera_rng, s.effects.camera)
+            photo = apply_sensor(cam.optics(linear.numpy()), stage_rng(seed, "sensor"),
+                                 cam.sensor(s.sensor), finish=cam.finish)
         photo_t = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1)))
         unw = unwrap(photo_t, mesh, scene.camera, resolution=z.texture, caster=caster)
         out_maps = bake_maps(vbake, rasterize_uv(mesh.faces, mesh.uvs, z.texture))
@@ -139,7 +203,7 @@ class ExampleGenerator:
             albedo=small.albedo[None],
             specular=small.specular[None],
             normal=small.normal[None],
-            light=light.sh[None],
+            light=light_sh[None],
             image=photo_t[None],
             uv_mask=unw.visible[None, None].float(),
             vis_sh=out_maps.visibility_sh[None],

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facerefl.data.assemble import GeneratorSettings, Sizes
 from facerefl.data.cache import CachedDataset, EpochSampler, SyntheticDataset
+from facerefl.data.effects import EffectSettings
 from facerefl.data.types import collate_reflectance
 
 #: First seed of the on-the-fly validation examples.
@@ -39,6 +40,9 @@ class SyntheticDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes.
         bake_dirs: visibility-bake ray directions per vertex.
         fresh_each_epoch: on-the-fly training makes new examples every epoch.
+        effects: the realism effects of :mod:`facerefl.data.effects` at their default
+            probabilities (:class:`EffectSettings`), in training and validation examples;
+            False: none.
     """
 
     def __init__(
@@ -55,9 +59,12 @@ class SyntheticDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         bake_dirs: int = 128,
         fresh_each_epoch: bool = True,
+        effects: bool = True,
     ) -> None:
         super().__init__()
-        self.settings = GeneratorSettings(sizes=Sizes(image, texture, detail), bake_dirs=bake_dirs)
+        self.settings = GeneratorSettings(
+            sizes=Sizes(image, texture, detail), bake_dirs=bake_dirs,
+            effects=EffectSettings() if effects else EffectSettings.off())
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.num_train, self.num_val, self.train_seed = int(num_train), int(num_val), int(train_seed)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None

@@ -1,6 +1,7 @@
 """``python -m facerefl.data.make_cache --out DIR --n N``: cache training examples.
 
-Generates examples with the fast (SH) renderer and stores them as safetensors shards plus
+Generates examples with the fast (SH) renderer and the realism effects on (``--no-effects``:
+off; :mod:`facerefl.data.effects`) and stores them as safetensors shards plus
 a JSON manifest (:mod:`facerefl.data.cache`); ``SyntheticDataModule(cache_dir=DIR)``
 reads them back. Seeds are ``--seed`` .. ``--seed + N - 1``.
 """
@@ -15,6 +16,7 @@ from typing import Callable
 
 from facerefl.data.assemble import GeneratorSettings, Sizes
 from facerefl.data.cache import TRAIN_FIELDS, print_progress, write_cache
+from facerefl.data.effects import EffectSettings
 from facerefl.errors import InputError
 
 
@@ -67,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     p = build_parser("python -m facerefl.data.make_cache",
                      "Cache synthetic training examples (fast SH renderer).",
                      {"n": 1000, "seed": 0, "image": 256, "texture": 128, "detail": 128})
+    p.add_argument("--no-effects", action="store_true",
+                   help="no realism effects (glasses, hair, sun, makeup, ...; docs/synthetic.md)")
     args = p.parse_args(argv)
-    return run(args, lambda sizes, a: GeneratorSettings(sizes=sizes, renderer="sh",
-                                                         bake_dirs=a.bake_dirs))
+    return run(args, lambda sizes, a: GeneratorSettings(
+        sizes=sizes, renderer="sh", bake_dirs=a.bake_dirs,
+        effects=EffectSettings.off() if a.no_effects else EffectSettings()))
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _cosine_sample(n: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
             + n * z[..., None])
 
 
-def _brdf_cos(l, n, v, albedo, t_r, roughness) -> torch.Tensor:
+def brdf_cos(l, n, v, albedo, t_r, roughness) -> torch.Tensor:
     """``f(l, v) max(0, n.l)`` for diffuse + GGX, ``[P, 3]``."""
     nl = (n * l).sum(-1, keepdim=True)
     nv = (n * v).sum(-1, keepdim=True).clamp_min(1e-4)
@@ -176,7 +176,7 @@ def render_mc(
         rad, pdf_env = env.lookup(dirs)
         pdf_cos = (dirs * n).sum(-1).clamp_min(0) / math.pi
         w = 1.0 / (n_half * (pdf_env + pdf_cos)).clamp_min(1e-12)
-        f = _brdf_cos(dirs, n[None], v[None], albedo[None], t_r[None], roughness)
+        f = brdf_cos(dirs, n[None], v[None], albedo[None], t_r[None], roughness)
         above = ((dirs * geo_n).sum(-1) > 0) & ((dirs * n).sum(-1) > 0) & (f.sum(-1) > 0)
         vis = torch.zeros_like(above)
         if bool(above.any()):
