@@ -56,6 +56,7 @@ from facerefl.data.datamodule import VAL_SEED
 from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write_text, replace_dir
+from facerefl.models.clock import ElapsedTime
 from facerefl.models.components.heads import KINDS
 from facerefl.models.evaluation import evaluate_networks
 from facerefl.models.networks import NetworksConfig, ReflectanceNetworks
@@ -67,8 +68,9 @@ REPO = source_checkout()
 STAGES = tuple(f"{k}_ae" for k in KINDS) + tuple(f"{k}_enh" for k in KINDS) + ("light",)
 #: Stages of the no-skip ablation (section 8.4.1); everything else comes from the base.
 NOSKIP_STAGES = tuple(f"{k}_ae_noskip" for k in KINDS)
-#: What the data generator needs from a git revision (``--data-commit``): the package and
-#: the SH light table it reads from ``data/``.
+#: What the data generator needs from a git revision (``--data-commit``): the package and,
+#: in revisions before the table became package data, the SH light table in ``data/``
+#: (paths a revision lacks are skipped).
 DATA_CODE_PATHS = ("facerefl", "data/sh_lights.json")
 #: ``python -c`` program running make_cache from the snapshot folder given as argv[1]
 #: (checked to be the package actually imported), with the remaining arguments.
@@ -132,7 +134,10 @@ def data_code_snapshot(rev: str, root: Path) -> tuple[str, Path]:
     full = git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").decode().strip()
     dest = root / f"src-{full[:12]}"
     if not (dest / "facerefl" / "__init__.py").is_file():
-        tar = git("archive", "--format=tar", full, "--", *DATA_CODE_PATHS)
+        present = [p for p in DATA_CODE_PATHS
+                   if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{full}:{p}"],
+                                     capture_output=True).returncode == 0]
+        tar = git("archive", "--format=tar", full, "--", *present)
         staged = root / f".src-{full[:12]}.tmp"
         if staged.exists():
             shutil.rmtree(staged)
@@ -170,7 +175,8 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
     """Train ``stages`` in order (one :func:`train` call each, exports and records under
     ``run_root/stages``), appending their records to ``record["stages"]``.
 
-    With ``reuse``, a stage whose export and record exist is not trained again. Returns
+    With ``reuse``, a stage whose export and record exist is not trained again, and a stage
+    that was interrupted resumes from its last checkpoint (:func:`resume_point`). Returns
     the composed config of the last stage.
     """
     stage_dir = run_root / "stages"
@@ -186,10 +192,16 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
             record["stages"].append(json.loads(done.read_text(encoding="utf-8")))
             print(f"[train_all] {stage}: reusing {stage_dir / stage}.safetensors", flush=True)
             continue
+        partial = resume_point(run_root / stage) if reuse else None
+        if partial:
+            with open_dict(cfg):
+                cfg.ckpt_path = str(partial)
+            print(f"[train_all] {stage}: resuming from {partial}", flush=True)
         print(f"[train_all] {stage}: {steps[stage]} steps", flush=True)
         t0 = time.perf_counter()
         result = train(cfg)
-        wall = time.perf_counter() - t0
+        wall = next((c.seconds for c in result.trainer.callbacks if isinstance(c, ElapsedTime)),
+                    time.perf_counter() - t0)
         record["stages"].append({"stage": stage, "steps": int(result.trainer.global_step),
                                  "batch_size": int(cfg.data.batch_size), "wall_s": wall,
                                  "metrics": result.metrics})
@@ -197,6 +209,12 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
         atomic_write_text(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n",
                           make_parents=True)
     return cfg
+
+
+def resume_point(stage_root: Path) -> Path | None:
+    """The last checkpoint of an interrupted stage run in ``stage_root`` (None: none)."""
+    last = stage_root / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
 
 
 def assemble(sizes: dict, stage_dir: Path) -> ReflectanceNetworks:
@@ -540,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--light-steps", type=int, default=800, help="steps of the light regressor")
     p.add_argument("--val-examples", type=int, default=FULL_VAL, help="held-out examples for the card")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 suits a shared CPU)")
-    p.add_argument("--reuse", action="store_true", help="keep stages already trained under --run-root")
+    p.add_argument("--reuse", action="store_true", help="keep stages already trained under --run-root; resume an interrupted "
+                        "stage from its last checkpoint")
     p.add_argument("--note", default="", help="free text for the model card's data section")
     p.add_argument("--cache-examples", type=int, default=640,
                    help="build a training cache of this many examples under --run-root first and "

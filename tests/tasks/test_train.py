@@ -222,3 +222,24 @@ def test_train_all_no_skip_end_to_end_tiny(tmp_path):
     assert not (out / "light.safetensors").exists()
     assert json.loads((out / "config.json").read_text())["base"]["folder"].endswith(shipped_dir("cpu").name)
     assert "| albedo |" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_elapsed_time_survives_a_resume(tmp_path):
+    """A stage resumed from ``last.ckpt`` continues its step count and its wall time."""
+    from facerefl.models.clock import ElapsedTime
+    from facerefl.tasks.train_all import resume_point
+
+    common = ["experiment=light", "logger=csv", "callbacks=default",
+              "callbacks.model_checkpoint.every_n_train_steps=2", "trainer.val_check_interval=100"]
+    first = train(compose_train(tmp_path, [*common, "trainer.max_steps=4"]))
+    clock = next(c for c in first.trainer.callbacks if isinstance(c, ElapsedTime))
+    assert clock.seconds > 0
+    last = resume_point(tmp_path / "run")
+    assert last is not None and resume_point(tmp_path / "elsewhere") is None
+    stored = torch.load(last, weights_only=True, map_location="cpu")
+    assert stored["global_step"] == 4
+    saved_s = next(v["seconds"] for k, v in stored["callbacks"].items() if "ElapsedTime" in k)
+    second = train(compose_train(tmp_path, [*common, "trainer.max_steps=6", f"ckpt_path={last}"]))
+    assert second.trainer.global_step == 6
+    resumed = next(c for c in second.trainer.callbacks if isinstance(c, ElapsedTime))
+    assert resumed.seconds > saved_s
