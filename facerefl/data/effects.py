@@ -167,7 +167,7 @@ class CameraSettings:
     defocus_px: tuple[float, float] = (0.4, 1.6)
     motion_px: tuple[float, float] = (1.5, 5.0)
     vignetting_strength: tuple[float, float] = (0.1, 0.45)
-    noise_gain: tuple[float, float] = (1.0, 4.0)
+    noise_gain: tuple[float, float] = (1.0, 2.5)
     sharpen_amount: tuple[float, float] = (0.3, 1.2)
     sharpen_px: tuple[float, float] = (0.6, 1.5)
 
