@@ -8,7 +8,9 @@ config does not name is a code-only default (stated once, in the dataclass).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -19,6 +21,7 @@ from facerefl.fit.delight import DelightSettings
 from facerefl.fit.loop import FitSettings
 from facerefl.geometry.result import GeometryConfig
 from facerefl.resources import CONF_DIR
+import facerefl.tasks.optimize as optimize_task
 from facerefl.tasks.optimize import export_options, fit_settings, geometry_config
 
 
@@ -86,6 +89,30 @@ def test_the_task_builds_the_dataclass_defaults_from_the_default_config(cfg):
     assert fit_settings(cfg) == FitSettings()
     assert geometry_config(cfg) == GeometryConfig()
     assert export_options(cfg) == ExportOptions()
+
+
+def _names(node) -> set[str]:
+    """Every key of a nested config mapping, at any depth."""
+    if not isinstance(node, dict):
+        return set()
+    return set(node) | {k for v in node.values() for k in _names(v)}
+
+
+def fallback_copies(source: str, keys: set[str]) -> list[str]:
+    """``x.get("key", fallback)`` calls in ``source`` on a key the config sets: a second
+    copy of that default."""
+    return [f"line {n.lineno}: {ast.unparse(n)}" for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get"
+            and len(n.args) + len(n.keywords) >= 2 and n.args
+            and isinstance(n.args[0], ast.Constant) and n.args[0].value in keys]
+
+
+def test_the_optimize_task_restates_no_default_of_its_config(cfg):
+    keys = _names(OmegaConf.to_container(cfg, resolve=False))
+    copies = fallback_copies(inspect.getsource(optimize_task), keys)
+    assert not copies, "tasks/optimize.py restates defaults that conf/optimize.yaml sets:\n" + "\n".join(copies)
+    assert fallback_copies('cfg.get("seed", 0)\ncfg.get("seed")\nt.get("total", 0)', keys) == [
+        'line 1: cfg.get(\'seed\', 0)']
 
 
 def test_a_disagreement_is_caught():

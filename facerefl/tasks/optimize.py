@@ -112,7 +112,7 @@ def load_networks(cfg: DictConfig) -> ReflectanceNetworks:
     """
     folder = Path(cfg.weights) if cfg.get("weights") else shipped_dir(str(cfg.preset))
     try:
-        nets = ReflectanceNetworks.from_safetensors(folder, map_location=cfg.get("device", "cpu"))
+        nets = ReflectanceNetworks.from_safetensors(folder, map_location=cfg.device)
     except (InputError, AssetMissingError):
         raise
     except Exception as e:  # noqa: BLE001 - safetensors, json and torch each raise their own types
@@ -211,10 +211,10 @@ def check_config(cfg: DictConfig) -> None:
     for key in ("overwrite", "progress"):
         read_bool(cfg.get(key), key)
     read_bool(cfg.distributed.enabled, "distributed.enabled")
-    read_int(cfg.get("seed", 0), "seed", 0, 2**63 - 1)
+    read_int(cfg.get("seed"), "seed", 0, 2**63 - 1)
     if cfg.get("threads") is not None:
         read_int(cfg.threads, "threads", 1, 4096)
-    read_device(cfg.get("device", "cpu"))
+    read_device(cfg.get("device"))
     for key in ("output_dir", "weights"):
         if cfg.get(key) is not None and not isinstance(cfg.get(key), str):
             raise InputError(f"{key} must be a path, got {cfg.get(key)!r}")
@@ -439,7 +439,7 @@ def staged_output_dir(path: Path, overwrite: bool) -> Iterator[Path]:
 
 
 def _progress(cfg: DictConfig, name: str, total: int):
-    if not read_bool(cfg.get("progress", True), "progress"):
+    if not read_bool(cfg.progress, "progress"):
         return None
     from tqdm.auto import tqdm
 
@@ -551,7 +551,7 @@ def optimize(cfg: DictConfig) -> dict[str, Any]:
             no input, missing or damaged weights or assets). Per-photo failures are rows.
     """
     check_config(cfg)
-    torch.manual_seed(read_int(cfg.get("seed", 0), "seed", 0))
+    torch.manual_seed(read_int(cfg.seed, "seed", 0))
     if cfg.get("threads") is not None:
         torch.set_num_threads(read_int(cfg.threads, "threads", 1))
     images, from_folder = resolve_inputs(cfg.get("image"))
@@ -562,7 +562,7 @@ def optimize(cfg: DictConfig) -> dict[str, Any]:
 
         rows = [PhotoReport(**r) for r in predict_photos(cfg.distributed, images, job)]
     else:
-        job.setup(torch.device(read_device(cfg.get("device", "cpu"))))
+        job.setup(torch.device(read_device(cfg.device)))
         rows = [PhotoReport(**job(str(img))) for img in images]
     print(summary_table(rows))
     return {"rows": rows, "failed": sum(not r.ok for r in rows), "folder": from_folder}
