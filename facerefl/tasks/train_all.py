@@ -240,11 +240,13 @@ def assemble_noskip(base: ReflectanceNetworks, stage_dir: Path) -> ReflectanceNe
     return nets
 
 
-def validation_batches(data_cfg, count: int) -> list:
-    """The first ``count`` validation examples of the configured data module (on the fly)."""
+def validation_batches(data_cfg, count: int, effects: bool | None = None) -> list:
+    """The first ``count`` validation examples of the configured data module (on the fly);
+    with ``effects`` given, with the realism effects on or off whatever the config says."""
     from hydra.utils import instantiate
 
-    dm = instantiate(data_cfg, num_val=count, val_cache_dir=None, cache_dir=None)
+    extra = {} if effects is None else {"effects": effects}
+    dm = instantiate(data_cfg, num_val=count, val_cache_dir=None, cache_dir=None, **extra)
     dm.setup("validate")
     return list(dm.val_dataloader())
 
@@ -345,6 +347,21 @@ def model_card(preset: str, record: dict) -> str:
         "",
         *_validation_section(m),
     ]
+    clean = record.get("metrics_clean")
+    if clean:
+        lines += [
+            "## Validation without the realism effects",
+            "",
+            f"The same {clean['num_examples']} validation seeds generated with the effects off (no glasses,",
+            "hair, sun, makeup, teeth, stubble or camera effects; `docs/synthetic.md`), as the",
+            "validation sets of cards before the effects were. PSNR in dB:",
+            "",
+            "| map | PSNR decoder | PSNR enhanced |",
+            "|---|---|---|",
+            *(f"| {k} | {clean[f'{k}/psnr_decoder']:.2f} | {clean[f'{k}/psnr']:.2f} |" for k in KINDS),
+            f"| light | | {clean['light/psnr']:.2f} |",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -430,26 +447,48 @@ def _new_record(preset: str, note: str, threads: int) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)"}
 
 
+def _shown_path(path: str | None) -> str:
+    """``path`` as a model card may show it: relative to the checkout when inside it, else
+    the folder's name alone (a card names no machine path)."""
+    if not path:
+        return "on-the-fly"
+    p = Path(path).resolve()
+    return p.relative_to(REPO).as_posix() if p.is_relative_to(REPO) else f"<run root>/.../{p.name}"
+
+
 def _data_record(cfg, val: str) -> dict:
     data_cfg = cfg.data
+    cache = OmegaConf.select(cfg, "data.cache_dir")
+    count = ""
+    if cache and (Path(cache) / "manifest.json").is_file():
+        count = f"{json.loads((Path(cache) / 'manifest.json').read_text(encoding='utf-8')).get('count')} examples in "
     return {
-        "train": (f"{OmegaConf.select(cfg, 'data.cache_dir') or 'on-the-fly'} "
+        "train": (f"{count}{_shown_path(cache)} "
                   f"({data_cfg._target_}, texture {data_cfg.texture}², detail {data_cfg.detail}²)"),
         "val": val,
     }
 
 
 def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str], run_root: Path,
-              threads: int = 1, reuse: bool = False, note: str = "", val_examples: int = FULL_VAL) -> dict:
+              threads: int = 1, reuse: bool = False, note: str = "", val_examples: int = FULL_VAL,
+              only: tuple[str, ...] | None = None) -> dict:
     """Run every stage, assemble, evaluate and export; returns the run record.
 
     With ``reuse``, a stage whose export and record (``stages/<stage>.json``) exist under
     ``run_root`` is not trained again (e.g. after retuning one later stage).
+
+    ``only``: train just these stages (in :data:`STAGES` order) and return their record
+    without assembling or exporting, so that independent stages can train in parallel
+    processes on one ``run_root``; a later run with ``reuse`` assembles them.
     """
     stage_dir = run_root / "stages"
     common = [f"preset={preset}", "logger=csv", f"torch_threads={threads}", *overrides]
     torch.set_num_threads(threads)
     record = _new_record(preset, note, threads)
+    if only is not None:
+        run_stages(tuple(s for s in STAGES if s in only), steps, common, run_root, reuse, record)
+        record["metrics"] = {}
+        return record
     cfg = run_stages(STAGES, steps, common, run_root, reuse, record)
     record["total_wall_s"] = sum(st["wall_s"] for st in record["stages"])
     sizes = OmegaConf.to_container(cfg.sizes, resolve=True)
@@ -461,6 +500,9 @@ def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str
     save_validation_set(validation_batches(data_cfg, val_examples), out / VAL_FILE)
     record["metrics"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE))
     record["quick"] = evaluate_networks(nets, load_validation_set(out / VAL_FILE, count=min(QUICK_VAL, val_examples)))
+    if data_cfg.get("effects"):
+        # the same seeds without the realism effects: comparable with earlier cards
+        record["metrics_clean"] = evaluate_networks(nets, validation_batches(data_cfg, val_examples, effects=False))
     record["data_config"] = OmegaConf.to_container(data_cfg, resolve=True)
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.train_all"})
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2) + "\n", make_parents=True)
@@ -558,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--light-steps", type=int, default=800, help="steps of the light regressor")
     p.add_argument("--val-examples", type=int, default=FULL_VAL, help="held-out examples for the card")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 suits a shared CPU)")
+    p.add_argument("--stages", nargs="+", choices=STAGES, default=None, metavar="STAGE",
+                   help="train only these stages, without assembling or exporting (run several "
+                        "such processes on one --run-root, then once more with --reuse to export); "
+                        f"an enhancer needs its autoencoder's export. Choices: {' '.join(STAGES)}")
     p.add_argument("--reuse", action="store_true", help="keep stages already trained under --run-root; resume an interrupted "
                         "stage from its last checkpoint")
     p.add_argument("--note", default="", help="free text for the model card's data section")
@@ -597,13 +643,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.data_commit:
             raise InputError("--data-commit builds the training cache: it needs --cache-examples > 0 "
                              "and no data.cache_dir= override")
+        if args.stages and args.no_skip:
+            raise InputError("--stages trains stages of the full networks; it does not combine with --no-skip")
         if args.no_skip:
             base = args.base or CHECKPOINTS_DIR / args.preset
             record = train_noskip(args.preset, out, base, steps, overrides, args.run_root / name, args.threads,
                                   args.reuse, args.note, args.val_examples, command, shift_val)
         else:
             record = train_all(args.preset, out, steps, overrides, args.run_root / args.preset, args.threads,
-                               args.reuse, args.note, args.val_examples)
+                               args.reuse, args.note, args.val_examples,
+                               tuple(args.stages) if args.stages else None)
     except (InputError, AssetMissingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

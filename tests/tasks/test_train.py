@@ -152,16 +152,23 @@ def test_train_all_end_to_end_tiny(tmp_path):
     from facerefl.tasks import train_all
 
     out = tmp_path / "ship"
-    rc = train_all.main(["--cache-examples", "8", "--ae-steps", "2", "--enh-steps", "2", "--light-steps", "2",
-                         "--val-examples", "4", "--out", str(out), "--run-root", str(tmp_path / "runs"),
-                         "data.batch_size=4", "data.num_val=4"])
-    assert rc == 0
+    common = ["--cache-examples", "8", "--ae-steps", "2", "--enh-steps", "2", "--light-steps", "2",
+              "--val-examples", "4", "--out", str(out), "--run-root", str(tmp_path / "runs"),
+              "data.batch_size=4", "data.num_val=4"]
+    # two stages alone (as a parallel process would), then the rest and the export
+    assert train_all.main([*common, "--stages", "light", "albedo_ae"]) == 0
+    stage_dir = tmp_path / "runs" / "cpu" / "stages"
+    assert sorted(p.name for p in stage_dir.glob("*.safetensors")) == ["albedo_ae.safetensors", "light.safetensors"]
+    assert not out.exists()
+    assert train_all.main([*common, "--reuse"]) == 0
     record = json.loads((out / "metrics.json").read_text())
     assert [s["stage"] for s in record["stages"]] == list(train_all.STAGES)
-    assert record["metrics"]["num_examples"] == 4
+    assert record["metrics"]["num_examples"] == 4 and record["metrics_clean"]["num_examples"] == 4
     nets = ReflectanceNetworks.from_safetensors(out)
     assert nets.cfg.albedo.input_size == 64
-    assert "| albedo |" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| albedo |" in card and "without the realism effects" in card
+    assert str(tmp_path) not in card and "8 examples in" in card  # no machine path
 
 
 @pytest.mark.parametrize("kind", ["albedo", "specular", "normal"])
