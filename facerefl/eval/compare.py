@@ -90,3 +90,13 @@ def compare(albedo: Tensor, specular: Tensor, normal: Tensor, light: Tensor,
         light_aligned=light_score(light_al, gt.light, probe_size),
         albedo_scale=tuple(float(v) for v in scale[0]),
     )
+
+
+def flat_normal_score(gt: GroundTruth) -> Score:
+    """The normal column's baseline: a flat tangent-space map, n = (0, 0, 1) everywhere,
+    scored like :func:`compare` scores an estimate. An estimate adds information about the
+    normals only where it beats this."""
+    hn = gt.normal.shape[-1]
+    flat = torch.zeros_like(gt.normal)
+    flat[:, 2] = 1.0
+    return score((flat + 1) / 2, (gt.normal + 1) / 2, region_mask(hn, gt.normal))

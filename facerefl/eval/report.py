@@ -74,6 +74,9 @@ def table1_markdown(summary: dict, title: str = "Table 1") -> str:
         rows.append("| PSNR ours, paper's method, scale-aligned | " + " | ".join(_fmt(v) for v in (
             _cell(summary, "paper_scores", "albedo_aligned", "psnr"), None, None,
             _cell(summary, "paper_scores", "light_aligned", "psnr"))) + " |")
+    flat = summary.get("flat_normal") or {}
+    if flat:
+        rows.append(f"| PSNR flat normals (0, 0, 1), baseline | | {_fmt(flat.get('psnr'))} | | |")
     rows.append("| PSNR encoders only (iteration 0) | " + " | ".join(
         _fmt(_cell(summary, "initial_scores", c, "psnr")) for c in TABLE1_COLUMNS) + " |")
     extra = [

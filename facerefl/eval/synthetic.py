@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -23,7 +23,8 @@ from torch import Tensor
 
 from facerefl.data.types import ReflectanceBatch
 from facerefl.errors import InputError
-from facerefl.eval.compare import GroundTruth, MapScores, compare
+from facerefl.eval.compare import GroundTruth, MapScores, compare, flat_normal_score
+from facerefl.eval.metrics import Score
 from facerefl.fit.loop import FitSettings
 from facerefl.fit.pipeline import PhotoFit, fit_geometry
 from facerefl.geometry.result import FaceGeometry, GeometryConfig, build_face_geometry
@@ -50,6 +51,7 @@ class ExampleResult:
         paper_scores: the same for the latent phase's maps (the paper's method, with the
             albedo gauge when it is on), which the default pipeline's delighting starts
             from; equal to ``scores`` when nothing follows the latent phase.
+        flat_normal: the normal column's baseline, a flat map (:func:`flat_normal_score`).
         image: image-space PSNR/SSIM (face region, sRGB) before and after optimization.
         losses: the fit's loss at every iteration (Figure 5).
         seconds: wall time per stage (geometry, fit).
@@ -64,6 +66,7 @@ class ExampleResult:
     scores: MapScores | None = None
     initial_scores: MapScores | None = None
     paper_scores: MapScores | None = None
+    flat_normal: Score | None = None
     image: dict[str, float] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class ExampleResult:
             "scores": None if self.scores is None else self.scores.to_dict(),
             "initial_scores": None if self.initial_scores is None else self.initial_scores.to_dict(),
             "paper_scores": None if self.paper_scores is None else self.paper_scores.to_dict(),
+            "flat_normal": None if self.flat_normal is None else asdict(self.flat_normal),
             "image": dict(self.image), "seconds": dict(self.seconds),
             "iterations": max(len(self.losses) - 1, 0),
         }
@@ -151,10 +155,11 @@ def evaluate_example(example: ReflectanceBatch, name: str, nets: ReflectanceNetw
     t1 = time.perf_counter()
     fit = fit_geometry(geom, nets, settings)
     t2 = time.perf_counter()
-    final, first, paper = scores_of(fit, ground_truth(example), probe_size)
+    gt = ground_truth(example)
+    final, first, paper = scores_of(fit, gt, probe_size)
     lat = fit.result.latent_maps
     return ExampleResult(
-        name, True, scores=final, initial_scores=first, paper_scores=paper,
+        name, True, scores=final, initial_scores=first, paper_scores=paper, flat_normal=flat_normal_score(gt),
         paper_albedo=fit.result.maps.albedo if lat is None else lat.albedo,
         image={k: float(fit.metrics[k]) for k in IMAGE_KEYS},
         losses=list(fit.result.losses),
@@ -257,6 +262,8 @@ def summarize(results: list[ExampleResult]) -> dict:
         "scores": table("scores"),
         "initial_scores": table("initial_scores"),
         "paper_scores": table("paper_scores") if all(r.paper_scores is not None for r in ok) else {},
+        "flat_normal": ({m: _finite_mean([getattr(r.flat_normal, m) for r in ok]) for m in ("psnr", "rmse")}
+                        if ok and all(r.flat_normal is not None for r in ok) else {}),
         "image": {k: _finite_mean([r.image[k] for r in ok]) for k in IMAGE_KEYS} if ok else {},
         "seconds_per_example": _finite_mean([sum(r.seconds.values()) for r in ok]),
     }

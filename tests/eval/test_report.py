@@ -58,3 +58,23 @@ def test_ablation_markdown_handles_missing_values():
     md = ablation_markdown({"full": s})
     assert "| full | 2/3 |" in md and "–" in md
     assert PAPER_TABLE1["psnr"]["albedo"] == 25.10
+
+
+def test_table1_shows_the_flat_normal_baseline():
+    assert "flat normals" not in table1_markdown(_summary(23.0, 30.0))
+    md = table1_markdown({**_summary(23.0, 30.0), "flat_normal": {"psnr": 31.234, "rmse": 0.03}})
+    assert "| PSNR flat normals (0, 0, 1), baseline | | 31.23 | | |" in md
+
+
+def test_flat_normal_baseline_scores_a_flat_truth_perfectly():
+    import torch
+
+    from facerefl.eval.compare import GroundTruth, flat_normal_score
+
+    n = torch.zeros(1, 3, 32, 32)
+    n[:, 2] = 1.0
+    gt = GroundTruth(albedo=torch.rand(1, 3, 32, 32), specular=torch.rand(1, 1, 32, 32), normal=n,
+                     light=torch.rand(1, 3, 9))
+    assert flat_normal_score(gt).rmse == 0.0
+    tilted = torch.nn.functional.normalize(n + torch.tensor([0.3, 0.0, 0.0])[None, :, None, None], dim=1)
+    assert 0 < flat_normal_score(GroundTruth(gt.albedo, gt.specular, tilted, gt.light)).rmse < 0.2
