@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from facerefl.data.assemble import ExampleGenerator, GeneratorSettings
-from facerefl.data.types import ReflectanceBatch, collate_reflectance
+from facerefl.data.types import ReflectanceBatch
 from facerefl.errors import InputError, OutputExistsError
 from facerefl.fsutil import atomic_write, atomic_write_text
 
@@ -50,9 +51,12 @@ def _init_worker(settings: GeneratorSettings) -> None:
     _WORKER_GEN = ExampleGenerator(settings)
 
 
-def _work(seed: int) -> ReflectanceBatch:
+def _work(seed: int) -> dict[str, np.ndarray]:
+    """Example ``seed`` as numpy arrays: they are pickled by value, whereas a tensor sent to
+    the parent holds an open file descriptor for as long as it lives, and the parent keeps
+    a whole shard (a 6400-example shard ran out of descriptors)."""
     assert _WORKER_GEN is not None
-    return _WORKER_GEN(seed)
+    return {k: v.numpy() for k, v in _WORKER_GEN(seed).tensors().items()}
 
 
 def generate(settings: GeneratorSettings, seeds: list[int], workers: int = 1) -> Iterator[ReflectanceBatch]:
@@ -64,7 +68,8 @@ def generate(settings: GeneratorSettings, seeds: list[int], workers: int = 1) ->
         return
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
-        yield from pool.imap(_work, seeds, chunksize=4)
+        for arrays in pool.imap(_work, seeds, chunksize=4):
+            yield ReflectanceBatch(**{k: torch.from_numpy(v) for k, v in arrays.items()})
 
 
 def settings_to_json(settings: GeneratorSettings) -> dict:
@@ -107,15 +112,16 @@ def write_cache(
     t0 = time.perf_counter()
     shards, pending, stored = [], [], None
     for i, ex in enumerate(generate(settings, seeds, workers)):
-        pending.append(ex)
+        # kept fields only, stored precision: a shard waits in memory until it is complete
+        pending.append({k: (v.half() if half and v.is_floating_point() else v)
+                        for k, v in ex.tensors().items() if fields is None or k in fields})
         if len(pending) == shard_size or i == len(seeds) - 1:
-            batch = collate_reflectance(pending)
-            tensors = {k: (v.half() if half and v.is_floating_point() else v)
-                       for k, v in batch.tensors().items() if fields is None or k in fields}
+            tensors = {k: torch.cat([p[k] for p in pending]) for k in pending[0]}
             name = f"shard_{len(shards):05d}.safetensors"
             _save_shard(out / name, tensors)
-            shards.append({"file": name, "count": batch.batch_size,
-                           "seeds": [int(s) for s in batch.seed]})
+            shards.append({"file": name, "count": len(pending),
+                           "seeds": [int(s) for s in tensors["seed"]] if "seed" in tensors
+                           else [int(s) for s in seeds[i + 1 - len(pending):i + 1]]})
             stored = stored or {k: {"shape": list(v.shape[1:]),
                                     "dtype": str(v.dtype).replace("torch.", "")}
                                 for k, v in tensors.items()}
