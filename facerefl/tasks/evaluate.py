@@ -82,7 +82,7 @@ def _settings(cfg: DictConfig):
     from dataclasses import replace
 
     fit = fit_settings(cfg)
-    if not cfg.get("renderer", True):
+    if not cfg.renderer:
         fit = replace(fit, iterations=0, refine_iterations=0, delight=None)
     return fit, geometry_config(cfg)
 

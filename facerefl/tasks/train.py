@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> TrainResult:
         callbacks=instantiate_group(cfg.get("callbacks")),
         logger=instantiate_group(cfg.get("logger")) or False,
     )
-    if cfg.get("train", True):
+    if cfg.train:
         log.info("training %s (%s preset)", cfg.get("run_name"), cfg.get("preset"))
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
