@@ -30,6 +30,7 @@ the data of an earlier run: the shipped ``cpu`` cache was made by the data code 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import os
@@ -208,6 +209,10 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
         print(f"[train_all] {stage}: {wall:.0f} s, val/psnr {result.metrics.get('val/psnr')}", flush=True)
         atomic_write_text(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n",
                           make_parents=True)
+        # the trainer and data module hold the training cache; let them go before the next
+        # stage loads its own (two 6400-example stages in one process ran out of memory)
+        del result
+        gc.collect()
     return cfg
 
 
