@@ -222,6 +222,44 @@ def resume_point(stage_root: Path) -> Path | None:
     return last if last.is_file() else None
 
 
+def seed_stages(checkpoint: Path, stage_dir: Path) -> list[str]:
+    """Write the stage exports and records of an exported checkpoint (a folder written by
+    :func:`train_all`, with its ``metrics.json``) into ``stage_dir``, for the stages that
+    have none there; returns the stages written.
+
+    A run continues across sessions this way: the exported weights are committed, the
+    cache is rebuilt from its seeds, and ``--reuse`` then trains only the stages missing
+    (delete a seeded stage's two files to train it again). Each kind's weights split into
+    the autoencoder (``<kind>_ae``) and the enhancer (keys under ``enhancer.``).
+
+    Raises:
+        InputError: ``checkpoint`` is not such a folder.
+    """
+    record_path = checkpoint / "metrics.json"
+    if not record_path.is_file():
+        raise InputError(f"no metrics.json in {checkpoint}; --stages-from takes a folder written by train_all")
+    if (checkpoint / "config.json").is_file() and "base" in json.loads((checkpoint / "config.json").read_text()):
+        raise InputError(f"{checkpoint} borrows weights from a base folder; --stages-from takes a full checkpoint")
+    records = {r["stage"]: r for r in json.loads(record_path.read_text(encoding="utf-8")).get("stages", [])}
+    written = []
+    for stage in STAGES:
+        if (stage_dir / f"{stage}.safetensors").is_file() or stage not in records:
+            continue
+        kind = stage.rsplit("_", 1)[0]
+        source = checkpoint / f"{'light' if stage == 'light' else kind}.safetensors"
+        if not source.is_file():
+            raise InputError(f"{source} is missing; --stages-from takes a full checkpoint")
+        state = load_file(str(source))
+        if stage != "light":
+            enh = stage.endswith("_enh")
+            state = {k: v for k, v in state.items() if k.startswith("enhancer.") == enh}
+        save_state_atomic(state, stage_dir / f"{stage}.safetensors")
+        atomic_write_text(stage_dir / f"{stage}.json", json.dumps(records[stage], indent=2) + "\n",
+                          make_parents=True)
+        written.append(stage)
+    return written
+
+
 def assemble(sizes: dict, stage_dir: Path) -> ReflectanceNetworks:
     """Build the networks from the stage exports (``<kind>_ae``, ``<kind>_enh``, ``light``)."""
     nets = ReflectanceNetworks(NetworksConfig.from_dict(sizes))
@@ -609,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="train only these stages, without assembling or exporting (run several "
                         "such processes on one --run-root, then once more with --reuse to export); "
                         f"an enhancer needs its autoencoder's export. Choices: {' '.join(STAGES)}")
+    p.add_argument("--stages-from", type=Path, default=None, metavar="FOLDER",
+                   help="first fill the run root's missing stage exports from this exported checkpoint "
+                        "(e.g. data/checkpoints/cpu_x10), so that --reuse continues that run")
     p.add_argument("--reuse", action="store_true", help="keep stages already trained under --run-root; resume an interrupted "
                         "stage from its last checkpoint")
     p.add_argument("--note", default="", help="free text for the model card's data section")
@@ -648,8 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.data_commit:
             raise InputError("--data-commit builds the training cache: it needs --cache-examples > 0 "
                              "and no data.cache_dir= override")
-        if args.stages and args.no_skip:
-            raise InputError("--stages trains stages of the full networks; it does not combine with --no-skip")
+        if (args.stages or args.stages_from) and args.no_skip:
+            raise InputError("--stages and --stages-from concern the full networks; not with --no-skip")
+        if args.stages_from is not None:
+            seeded = seed_stages(args.stages_from, args.run_root / args.preset / "stages")
+            print(f"[train_all] stages from {args.stages_from}: {' '.join(seeded) or 'none needed'}", flush=True)
         if args.no_skip:
             base = args.base or CHECKPOINTS_DIR / args.preset
             record = train_noskip(args.preset, out, base, steps, overrides, args.run_root / name, args.threads,

@@ -169,6 +169,15 @@ def test_train_all_end_to_end_tiny(tmp_path):
     card = (out / "MODEL_CARD.md").read_text()
     assert "| albedo |" in card and "without the realism effects" in card
     assert str(tmp_path) not in card and "8 examples in" in card  # no machine path
+    # a later session continues the run from the exported folder alone
+    seeded = tmp_path / "next" / "stages"
+    assert train_all.seed_stages(out, seeded) == list(train_all.STAGES)
+    sizes = json.loads((out / "config.json").read_text())
+    sizes.pop("extra", None)
+    again = train_all.assemble(sizes, seeded)
+    for name, t in nets.state_dict().items():
+        assert torch.equal(t, again.state_dict()[name]), name
+    assert train_all.seed_stages(out, seeded) == []  # present stages are kept
 
 
 @pytest.mark.parametrize("kind", ["albedo", "specular", "normal"])
