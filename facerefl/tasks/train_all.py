@@ -371,16 +371,18 @@ _STEPS_NOTE = [
 ]
 
 
-def model_card(preset: str, record: dict) -> str:
-    """Markdown model card from the run record (stages, data, metrics)."""
+def model_card(preset: str, record: dict, name: str | None = None) -> str:
+    """Markdown model card from the run record (stages, data, metrics); ``name``: the
+    export folder's name under ``data/checkpoints`` (default the preset's)."""
     m = record["metrics"]
+    name = name or preset
     lines = [
-        f"# facerefl networks, `{preset}` preset",
+        f"# facerefl networks `{name}`, `{preset}` preset",
         "",
         "Encoders/decoders, SRGAN detail enhancers and the SH light regressor of",
         "\"Single-view facial reflectance inference with a differentiable renderer\" (Geng et al.",
         "2021), trained by `python -m facerefl.tasks.train_all` on synthetic data only.",
-        "Load with `ReflectanceNetworks.load_shipped(\"%s\")` (safetensors; never unpickled)." % preset,
+        f"Load with `ReflectanceNetworks.load_shipped(\"{name}\")` (safetensors; never unpickled).",
         "",
         *_data_and_stages(record),
         "",
@@ -549,7 +551,7 @@ def train_all(preset: str, out: Path, steps: dict[str, int], overrides: list[str
     record["data_config"] = OmegaConf.to_container(data_cfg, resolve=True)
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.train_all"})
     atomic_write_text(out / "metrics.json", json.dumps(record, indent=2) + "\n", make_parents=True)
-    atomic_write_text(out / "MODEL_CARD.md", model_card(preset, record), make_parents=True)
+    atomic_write_text(out / "MODEL_CARD.md", model_card(preset, record, out.name), make_parents=True)
     return record
 
 
