@@ -120,8 +120,7 @@ def write_cache(
             name = f"shard_{len(shards):05d}.safetensors"
             _save_shard(out / name, tensors)
             shards.append({"file": name, "count": len(pending),
-                           "seeds": [int(s) for s in tensors["seed"]] if "seed" in tensors
-                           else [int(s) for s in seeds[i + 1 - len(pending):i + 1]]})
+                           "seeds": [int(s) for s in seeds[i + 1 - len(pending):i + 1]]})
             stored = stored or {k: {"shape": list(v.shape[1:]),
                                     "dtype": str(v.dtype).replace("torch.", "")}
                                 for k, v in tensors.items()}

@@ -52,7 +52,7 @@ from safetensors.torch import load_file
 
 from facerefl.assets import AssetMissingError
 from facerefl.data import make_cache
-from facerefl.data.cache import CachedDataset
+from facerefl.data.cache import CachedDataset, read_manifest
 from facerefl.data.datamodule import VAL_SEED
 from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError
@@ -60,7 +60,7 @@ from facerefl.fsutil import atomic_write_text, replace_dir
 from facerefl.models.clock import ElapsedTime
 from facerefl.models.components.heads import KINDS
 from facerefl.models.evaluation import evaluate_networks
-from facerefl.models.networks import NetworksConfig, ReflectanceNetworks
+from facerefl.models.networks import BASE_KEY, CONFIG_FILE, NetworksConfig, ReflectanceNetworks
 from facerefl.models.serialization import save_state_atomic
 from facerefl.resources import CHECKPOINTS_DIR, CONF_DIR, source_checkout
 from facerefl.tasks.train import train
@@ -238,7 +238,8 @@ def seed_stages(checkpoint: Path, stage_dir: Path) -> list[str]:
     record_path = checkpoint / "metrics.json"
     if not record_path.is_file():
         raise InputError(f"no metrics.json in {checkpoint}; --stages-from takes a folder written by train_all")
-    if (checkpoint / "config.json").is_file() and "base" in json.loads((checkpoint / "config.json").read_text()):
+    config = checkpoint / CONFIG_FILE
+    if config.is_file() and BASE_KEY in json.loads(config.read_text(encoding="utf-8")):
         raise InputError(f"{checkpoint} borrows weights from a base folder; --stages-from takes a full checkpoint")
     records = {r["stage"]: r for r in json.loads(record_path.read_text(encoding="utf-8")).get("stages", [])}
     written = []
@@ -504,9 +505,7 @@ def _shown_path(path: str | None) -> str:
 def _data_record(cfg, val: str) -> dict:
     data_cfg = cfg.data
     cache = OmegaConf.select(cfg, "data.cache_dir")
-    count = ""
-    if cache and (Path(cache) / "manifest.json").is_file():
-        count = f"{json.loads((Path(cache) / 'manifest.json').read_text(encoding='utf-8')).get('count')} examples in "
+    count = f"{read_manifest(Path(cache))['count']} examples in " if cache else ""
     return {
         "train": (f"{count}{_shown_path(cache)} "
                   f"({data_cfg._target_}, texture {data_cfg.texture}², detail {data_cfg.detail}²)"),
