@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
+from facerefl.fit.adam import Adam
 from facerefl.fit.delight import Delit, DelightSettings, albedo_size, delight
 from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceNetworks
@@ -401,7 +402,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     coarse_end = settings.iterations - settings.enhanced_steps  # steps of the coarse phase
 
     def make_opt(lr_: float):
-        return torch.optim.Adam([z[k] for k in free], lr=lr_, betas=settings.betas) if free else None
+        return Adam([z[k] for k in free], lr=lr_, betas=settings.betas) if free else None
 
     opt = make_opt(settings.lr_at(0))
     losses: list[float] = []
@@ -647,7 +648,7 @@ def refine_albedo(
     groups = [{"params": [delta], "lr": settings.refine_lr}]
     if settings.refine_light_lr > 0:
         groups.append({"params": [light], "lr": settings.refine_light_lr})
-    opt = torch.optim.Adam(groups, betas=settings.betas)
+    opt = Adam(groups, betas=settings.betas)
     losses: list[float] = []
     best_val, best_i = math.inf, None
     best_delta, best_light = delta.detach().clone(), light.detach().clone()
