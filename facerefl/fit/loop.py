@@ -120,6 +120,8 @@ class FitSettings:
             encoders', dividing the light by the same factors (:func:`gauge_albedo`;
             module docstring). Applies to the latent phase's result; a kept refinement
             result is returned as refined (module docstring).
+        gauge_tolerance: how much worse (relative loss) the gauge may make the rendering
+            before it is applied only in part (:func:`guarded_gauge`).
     """
 
     iterations: int = 150
@@ -142,6 +144,7 @@ class FitSettings:
     refine_size: int = 256
     refine_light_lr: float = 0.01
     albedo_gauge: bool = True
+    gauge_tolerance: float = 0.1
     delight: DelightSettings | None = field(default_factory=DelightSettings)
 
     def __post_init__(self) -> None:
@@ -301,6 +304,11 @@ def render_maps(problem: FitProblem, maps: ReflectanceMaps, light: Tensor,
     return linear_to_srgb(out.diffuse * sample_texture(shading, problem.prepared.uv) + out.specular)
 
 
+def fit_render_loss(problem: FitProblem, maps: ReflectanceMaps, light: Tensor, settings: FitSettings) -> Tensor:
+    """The fit's loss (equation 1) of ``maps`` and ``light`` → a scalar tensor."""
+    return _loss(render_maps(problem, maps, light, settings), problem)
+
+
 def decode_maps(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor,
                 settings: FitSettings, enhance: bool | None = None) -> ReflectanceMaps:
     """Equations 2–4: ``R(D(F, z), T)`` (or ``D(F, z)`` alone when ``enhance`` is off;
@@ -349,6 +357,35 @@ def gauge_albedo(maps: ReflectanceMaps, light: Tensor, target: Tensor,
     scale = target / skin_mean(maps.albedo, texture).clamp(min=1e-6)
     albedo = (maps.albedo * scale[..., None, None]).clamp(0, 1)
     return ReflectanceMaps(albedo, maps.specular, maps.normal), light / scale[..., None], scale
+
+
+#: Fractions of the gauge's log-scale step that :func:`guarded_gauge` tries, in order.
+GAUGE_STEPS = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+
+@torch.no_grad()
+def guarded_gauge(problem: FitProblem, maps: ReflectanceMaps, light: Tensor, target: Tensor,
+                  settings: FitSettings) -> tuple[ReflectanceMaps, Tensor, Tensor]:
+    """:func:`gauge_albedo` toward ``target``, only as far as the rendering allows.
+
+    The gauge leaves the diffuse term alone but scales the light the specular term sees by
+    ``1 / s``. When the encoders' albedo level and the fit's disagree by a large factor
+    (a photo unlike the training faces), that specular term can swamp the rendering. So
+    the gauge moves the skin mean from the fitted ``m`` toward ``target`` by the largest
+    fraction ``t`` of :data:`GAUGE_STEPS` (``m · (target / m)^t``) whose loss is at most
+    ``1 + settings.gauge_tolerance`` times the fitted one; ``t = 0`` is the fit as it was.
+
+    Returns:
+        ``(maps, light, s)`` as :func:`gauge_albedo` returns them.
+    """
+    m = skin_mean(maps.albedo, problem.texture).clamp(min=1e-6)
+    before = float(fit_render_loss(problem, maps, light, settings))
+    ratio = target.clamp(min=1e-6) / m
+    for t in GAUGE_STEPS:
+        out = gauge_albedo(maps, light, m * ratio ** t, problem.texture)
+        if t == 0.0 or float(fit_render_loss(problem, out[0], out[1], settings)) <= before * (1 + settings.gauge_tolerance):
+            return out
+    raise AssertionError("unreachable: the last step is the fit itself")
 
 
 def _snapshot(z: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -420,8 +457,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     while True:
         with torch.set_grad_enabled(bool(free)):
             maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings, enhance=enhanced)
-            pred = render_maps(problem, maps, z["light"], settings)
-            loss = _loss(pred, problem)
+            loss = fit_render_loss(problem, maps, z["light"], settings)
         value = float(loss.detach())
         if initial_maps is None:
             if enhanced or not settings.enhance:
@@ -483,7 +519,7 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         # no enhanced step was taken: the enhancers run once, on the best coarse code
         with torch.no_grad():
             maps_b = decode_maps(nets, _code_from(code0, zb), problem.texture, settings).detach()
-            losses.append(float(_loss(render_maps(problem, maps_b, zb["light"], settings), problem)))
+            losses.append(float(fit_render_loss(problem, maps_b, zb["light"], settings)))
         best_idx = len(losses) - 1
     if maps_b is None:  # every evaluation was non-finite: fall back to the encoder start
         with torch.no_grad():
@@ -514,7 +550,7 @@ def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun
         losses += extra
     if settings.albedo_gauge and not refined:
         target = skin_mean(run.initial_maps.albedo, problem.texture)
-        maps_b, light_b, gauge = gauge_albedo(maps_b, light_b, target, problem.texture)
+        maps_b, light_b, gauge = guarded_gauge(problem, maps_b, light_b, target, settings)
         latent_maps = maps_b
     return maps_b, light_b, latent_maps, gauge, best_idx, losses
 
@@ -657,8 +693,7 @@ def refine_albedo(
 
     for i in range(settings.refine_iterations):
         albedo = (base + full(delta)).clamp(0, 1)
-        pred = render_maps(problem, ReflectanceMaps(albedo, maps.specular, maps.normal), light, settings)
-        data = _loss(pred, problem)
+        data = fit_render_loss(problem, ReflectanceMaps(albedo, maps.specular, maps.normal), light, settings)
         value = float(data.detach())
         if not math.isfinite(value):
             break

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -179,6 +180,43 @@ def test_gauge_moves_the_albedo_scale_into_the_light_without_changing_the_diffus
     assert torch.equal(gauged.normal, normal) and torch.equal(gauged.specular, no_spec)
 
 
+def _gauge_case(spec: float):
+    """Maps with a uniform specular map under a grey ambient light."""
+    torch.manual_seed(1)
+    albedo = 0.3 + torch.rand(1, 3, 32, 32) * 0.4
+    normal = torch.nn.functional.normalize(torch.randn(1, 3, 32, 32) * 0.2 + torch.tensor([0.0, 0.0, 1.0])[:, None, None], dim=1)
+    maps = ReflectanceMaps(albedo, torch.full((1, 1, 32, 32), spec), normal)
+    light = torch.zeros(1, 3, 9)
+    light[:, :, 0] = 0.8
+    return maps, light
+
+
+def test_guarded_gauge_is_the_whole_gauge_while_the_rendering_allows_it(problem):
+    maps, light = _gauge_case(spec=0.0)
+    m = loop.skin_mean(maps.albedo, problem.texture)
+    settings = FitSettings()
+    whole = loop.gauge_albedo(maps, light, m / 5, problem.texture)
+    guarded = loop.guarded_gauge(problem, maps, light, m / 5, settings)
+    assert torch.equal(guarded[2], whole[2])  # no specular: the diffuse image is kept exactly
+
+
+def test_guarded_gauge_stops_where_the_specular_term_would_swamp_the_rendering(problem):
+    """A target 20x darker than the fit: the whole gauge lights the specular term 20x
+    brighter; the guard applies only the part that keeps the loss within the tolerance."""
+    maps, light = _gauge_case(spec=0.5)
+    m = loop.skin_mean(maps.albedo, problem.texture)
+    settings = FitSettings(gauge_tolerance=0.1)
+    problem_ = dataclasses.replace(problem, target=loop.render_maps(problem, maps, light, settings) * 0.9)
+    before = float(loop.fit_render_loss(problem_, maps, light, settings))
+    whole = loop.gauge_albedo(maps, light, m / 20, problem.texture)
+    assert float(loop.fit_render_loss(problem_, whole[0], whole[1], settings)) > before + 1e-3
+    g_maps, g_light, scale = loop.guarded_gauge(problem_, maps, light, m / 20, settings)
+    after = float(loop.fit_render_loss(problem_, g_maps, g_light, settings))
+    assert after <= before * 1.1 + 1e-9
+    assert bool((scale < 1).all()) or bool((scale == 1).all())  # moved toward the target, or not at all
+    assert bool((scale > 1 / 20 * 1.01).all())  # not the whole way
+
+
 def test_without_the_gauge_the_fit_is_the_plain_loop(problem):
     """Gauge off is the paper's loop: a hand-written Adam loop on the image loss gives the
     same losses, and the returned albedo and light are those of the best iterate."""
@@ -291,13 +329,13 @@ def test_cosine_schedule_steps():
 
 def test_cosine_schedule_reaches_the_optimizer(tiny_nets, problem, monkeypatch):
     seen = []
-    real = torch.optim.Adam.step
+    real = loop.Adam.step
 
     def spy(self, *a, **k):
         seen.append(self.param_groups[0]["lr"])
         return real(self, *a, **k)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    monkeypatch.setattr(loop.Adam, "step", spy)
     fit_latents(tiny_nets, problem, paper(iterations=4, lr_schedule="cosine", lr_end=0.0))
     assert seen == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * i / 4)) for i in range(4)])
 
