@@ -20,12 +20,12 @@ from dataclasses import dataclass, replace
 import torch
 
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
+from facerefl.render.color import LUMA
 from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.raster import Camera, GBuffer, Mesh, project_points, rasterize
 from facerefl.render.sh import sh_rotate
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, SPEC_MODELS, shade_gbuffer
 
-_LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 luminance weights of linear RGB
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def match_exposure(light: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     luminances is the scale. A light whose band-0 luminance is not positive is returned
     unchanged.
     """
-    w = torch.tensor(_LUMA, dtype=light.dtype, device=light.device)
+    w = torch.tensor(LUMA, dtype=light.dtype, device=light.device)
     mine = (w * light[:, 0]).sum()
     target = (w * reference.to(light)[:, 0]).sum()
     if float(mine) <= 0.0:

@@ -51,14 +51,13 @@ from torch import Tensor
 
 from facerefl.errors import InputError
 from facerefl.geometry.template import load_template, region_uv_mask, skin_uv_mask, uv_coverage_mask
-from facerefl.render.color import srgb_to_linear
+from facerefl.render.color import LUMA, srgb_to_linear
 from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import PreparedGBuffer, shade_prepared
 
 __all__ = ["DelightSettings", "Delit", "SkinRange", "SKIN_RANGE", "delight", "splat_to_uv",
            "normalized_blur", "skin_range_violations", "project_to_skin"]
 
-_LUMA = (0.2126, 0.7152, 0.0722)
 
 
 @dataclass(frozen=True)
@@ -189,7 +188,7 @@ def _smoothstep(x: Tensor, lo: float, hi: float) -> Tensor:
 
 
 def _luma(x: Tensor, dim: int) -> Tensor:
-    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device)
     shape = [1] * x.dim()
     shape[dim] = 3
     return (x * w.view(shape)).sum(dim, keepdim=True)

@@ -144,7 +144,7 @@ class FitSettings:
     refine_size: int = 256
     refine_light_lr: float = 0.01
     albedo_gauge: bool = True
-    gauge_tolerance: float = 0.1
+    gauge_tolerance: float = 1.0
     delight: DelightSettings | None = field(default_factory=DelightSettings)
 
     def __post_init__(self) -> None:

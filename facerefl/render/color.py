@@ -15,7 +15,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["srgb_to_linear", "linear_to_srgb"]
+__all__ = ["LUMA", "srgb_to_linear", "linear_to_srgb"]
+
+#: Rec. 709 luminance weights of linear RGB.
+LUMA = (0.2126, 0.7152, 0.0722)
 
 _A = 0.055
 _GAMMA = 2.4
