@@ -1,5 +1,5 @@
-"""The committed CPU weights (data/checkpoints/cpu) load without unpickling and reproduce
-the validation numbers of their model card."""
+"""The committed CPU weights (data/checkpoints/cpu, and the scaled run cpu_x10) load
+without unpickling and reproduce the validation numbers of their model cards."""
 
 import json
 
@@ -13,21 +13,29 @@ from facerefl.tasks.train_all import QUICK_VAL, VAL_FILE, load_validation_set
 
 FOLDER = shipped_dir("cpu")
 RECORD = json.loads((FOLDER / "metrics.json").read_text())
+NAMES = ("cpu", "cpu_x10")
 
 
-def test_files_are_safetensors_and_small():
-    files = sorted(FOLDER.glob("*.safetensors"))
+def _record(name: str) -> dict:
+    return json.loads((shipped_dir(name) / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_files_are_safetensors_and_small(name):
+    folder = shipped_dir(name)
+    files = sorted(folder.glob("*.safetensors"))
     assert [f.name for f in files] == ["albedo.safetensors", "light.safetensors", "normal.safetensors",
                                        "specular.safetensors", VAL_FILE]
     for f in files:
         with safe_open(str(f), framework="pt") as st:
             assert len(list(st.keys())) > (4 if f.name == VAL_FILE else 10)
-    assert sum(f.stat().st_size for f in FOLDER.iterdir() if f.name != VAL_FILE) < 60e6
-    assert (FOLDER / "MODEL_CARD.md").read_text().count("PSNR") >= 2
+    assert sum(f.stat().st_size for f in folder.iterdir() if f.name != VAL_FILE) < 60e6
+    assert (folder / "MODEL_CARD.md").read_text().count("PSNR") >= 2
 
 
-def test_shipped_architecture_is_the_cpu_preset():
-    nets = ReflectanceNetworks.load_shipped("cpu")
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_architecture_is_the_cpu_preset(name):
+    nets = ReflectanceNetworks.load_shipped(name)
     assert nets.cfg == preset_sizes("cpu")
 
 
@@ -38,17 +46,19 @@ def _check(metrics, expected):
         assert metrics[k] == pytest.approx(expected[k], abs=0.1), k
 
 
-def test_quick_validation_numbers_reproduce():
-    nets = ReflectanceNetworks.load_shipped("cpu")
-    batches = load_validation_set(FOLDER / VAL_FILE, count=QUICK_VAL)
-    _check(evaluate_networks(nets, batches), RECORD["quick"])
+@pytest.mark.parametrize("name", NAMES)
+def test_quick_validation_numbers_reproduce(name):
+    nets = ReflectanceNetworks.load_shipped(name)
+    batches = load_validation_set(shipped_dir(name) / VAL_FILE, count=QUICK_VAL)
+    _check(evaluate_networks(nets, batches), _record(name)["quick"])
 
 
 @pytest.mark.slow
-def test_full_validation_numbers_reproduce():
-    nets = ReflectanceNetworks.load_shipped("cpu")
-    batches = load_validation_set(FOLDER / VAL_FILE)
-    _check(evaluate_networks(nets, batches), RECORD["metrics"])
+@pytest.mark.parametrize("name", NAMES)
+def test_full_validation_numbers_reproduce(name):
+    nets = ReflectanceNetworks.load_shipped(name)
+    batches = load_validation_set(shipped_dir(name) / VAL_FILE)
+    _check(evaluate_networks(nets, batches), _record(name)["metrics"])
 
 
 def test_enhancers_add_detail_over_the_decoder():
