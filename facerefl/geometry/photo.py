@@ -25,9 +25,10 @@ from facerefl.errors import InputError
 __all__ = ["DEFAULT_MAX_SIDE", "DEFAULT_MAX_PIXELS", "load_photo", "photo_from_array",
            "to_uint8_hwc"]
 
-#: longest side after loading; larger photos are downscaled (the face mesh model sees
-#: 192×192 crops, and unwrapping at 512² gains nothing from a 6000-pixel photo).
-DEFAULT_MAX_SIDE = 2048
+#: longest side after loading; larger photos are downscaled. The geometry stage then crops
+#: the face and shrinks the crop to ``crop_max_side``; 4096 keeps enough of a large face for
+#: a 1024² delit albedo (at 2048 a 4000×3000 portrait's face had 67k pixels: 512²).
+DEFAULT_MAX_SIDE = 4096
 #: refuse images with more pixels than this before decoding them (decompression bombs).
 DEFAULT_MAX_PIXELS = 200_000_000
 
