@@ -159,6 +159,8 @@ class FitSettings:
             raise InputError(f"fit.spec_model must be 'lobe' or 'paper', got {self.spec_model!r}")
         if self.refine_iterations < 0 or self.refine_size < 8:
             raise InputError("fit.refine_iterations must be >= 0 and fit.refine_size >= 8")
+        if not self.gauge_tolerance >= 0.0:
+            raise InputError(f"fit.gauge_tolerance must be >= 0, got {self.gauge_tolerance}")
         if not 0.0 < self.roughness <= 1.0:
             raise InputError(f"fit.roughness must be in (0, 1], got {self.roughness}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -215,6 +215,8 @@ def test_guarded_gauge_stops_where_the_specular_term_would_swamp_the_rendering(p
     assert after <= before * 1.1 + 1e-9
     assert bool((scale < 1).all()) or bool((scale == 1).all())  # moved toward the target, or not at all
     assert bool((scale > 1 / 20 * 1.01).all())  # not the whole way
+    with pytest.raises(InputError, match="gauge_tolerance"):
+        FitSettings(gauge_tolerance=-0.5)
 
 
 def test_without_the_gauge_the_fit_is_the_plain_loop(problem):
