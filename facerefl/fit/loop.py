@@ -120,6 +120,8 @@ class FitSettings:
             encoders', dividing the light by the same factors (:func:`gauge_albedo`;
             module docstring). Applies to the latent phase's result; a kept refinement
             result is returned as refined (module docstring).
+        gauge_light_weight: weight of the light regressor's implied albedo level in the
+            gauge's target (:func:`gauge_target`; 0 = the encoders' level alone).
         gauge_tolerance: how much worse (relative loss) the gauge may make the rendering
             before it is applied only in part (:func:`guarded_gauge`).
     """
@@ -145,6 +147,7 @@ class FitSettings:
     refine_light_lr: float = 0.01
     albedo_gauge: bool = True
     gauge_tolerance: float = 1.0
+    gauge_light_weight: float = 0.0
     delight: DelightSettings | None = field(default_factory=DelightSettings)
 
     def __post_init__(self) -> None:
@@ -159,6 +162,8 @@ class FitSettings:
             raise InputError(f"fit.spec_model must be 'lobe' or 'paper', got {self.spec_model!r}")
         if self.refine_iterations < 0 or self.refine_size < 8:
             raise InputError("fit.refine_iterations must be >= 0 and fit.refine_size >= 8")
+        if not 0.0 <= self.gauge_light_weight <= 1.0:
+            raise InputError(f"fit.gauge_light_weight must be in [0, 1], got {self.gauge_light_weight}")
         if not self.gauge_tolerance >= 0.0:
             raise InputError(f"fit.gauge_tolerance must be >= 0, got {self.gauge_tolerance}")
         if not 0.0 < self.roughness <= 1.0:
@@ -361,6 +366,25 @@ def gauge_albedo(maps: ReflectanceMaps, light: Tensor, target: Tensor,
     return ReflectanceMaps(albedo, maps.specular, maps.normal), light / scale[..., None], scale
 
 
+def gauge_target(maps: ReflectanceMaps, light: Tensor, initial_maps: ReflectanceMaps, initial_light: Tensor,
+                 texture: Tensor, light_weight: float = 0.0) -> Tensor:
+    """The skin mean ``[1, 3]`` the gauge moves the fitted albedo to.
+
+    Two estimates of the albedo level: the encoders' (``initial_maps``' skin mean), and the
+    one the light regressor implies (the fitted mean times the fitted light's DC over the
+    regressor's, per channel: the level at which the fit's diffuse image comes from the
+    regressor's light). Their geometric mean, weighted ``1 - light_weight`` and
+    ``light_weight``; 0 is the encoders' alone.
+    """
+    enc = skin_mean(initial_maps.albedo, texture)
+    if light_weight <= 0.0:
+        return enc
+    fitted = skin_mean(maps.albedo, texture)
+    dc, dc0 = light[..., 0].clamp(min=1e-6), initial_light[..., 0].clamp(min=1e-6)
+    implied = fitted * dc / dc0
+    return torch.exp((1 - light_weight) * enc.clamp(min=1e-6).log() + light_weight * implied.clamp(min=1e-6).log())
+
+
 #: Fractions of the gauge's log-scale step that :func:`guarded_gauge` tries, in order.
 GAUGE_STEPS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
@@ -551,7 +575,8 @@ def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun
             maps_b, light_b, refined = maps_r, light_r, True
         losses += extra
     if settings.albedo_gauge and not refined:
-        target = skin_mean(run.initial_maps.albedo, problem.texture)
+        target = gauge_target(maps_b, light_b, run.initial_maps, run.initial_light, problem.texture,
+                              settings.gauge_light_weight)
         maps_b, light_b, gauge = guarded_gauge(problem, maps_b, light_b, target, settings)
         latent_maps = maps_b
     return maps_b, light_b, latent_maps, gauge, best_idx, losses

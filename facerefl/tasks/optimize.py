@@ -154,6 +154,7 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         refine_size=read_int(f.refine_size, "fit.refine_size", 8, 4096),
         refine_light_lr=read_float(f.refine_light_lr, "fit.refine_light_lr", 0.0),
         albedo_gauge=read_bool(f.albedo_gauge, "fit.albedo_gauge"),
+        gauge_light_weight=read_float(f.gauge_light_weight, "fit.gauge_light_weight", 0.0, 1.0),
         gauge_tolerance=read_float(f.gauge_tolerance, "fit.gauge_tolerance", 0.0),
         delight=DelightSettings.from_config(f.delight),
     )

@@ -219,6 +219,21 @@ def test_guarded_gauge_stops_where_the_specular_term_would_swamp_the_rendering(p
         FitSettings(gauge_tolerance=-0.5)
 
 
+def test_gauge_target_blends_the_encoders_and_the_regressors_levels(problem):
+    maps, light = _gauge_case(spec=0.0)
+    start = ReflectanceMaps(maps.albedo * 0.5, maps.specular, maps.normal)
+    light0 = light * 2.0  # the regressor's light: twice the fitted one
+    enc = loop.skin_mean(start.albedo, problem.texture)
+    fitted = loop.skin_mean(maps.albedo, problem.texture)
+    assert torch.equal(loop.gauge_target(maps, light, start, light0, problem.texture, 0.0), enc)
+    implied = loop.gauge_target(maps, light, start, light0, problem.texture, 1.0)
+    torch.testing.assert_close(implied, fitted / 2)  # the same image under twice the light
+    half = loop.gauge_target(maps, light, start, light0, problem.texture, 0.5)
+    torch.testing.assert_close(half, (enc * fitted / 2).sqrt())
+    with pytest.raises(InputError, match="gauge_light_weight"):
+        FitSettings(gauge_light_weight=1.5)
+
+
 def test_without_the_gauge_the_fit_is_the_plain_loop(problem):
     """Gauge off is the paper's loop: a hand-written Adam loop on the image loss gives the
     same losses, and the returned albedo and light are those of the best iterate."""
