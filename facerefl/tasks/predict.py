@@ -93,5 +93,10 @@ def predict_photos(distributed: DictConfig, images: list[Path], job: PhotoJob) -
         gathered: list = [None] * trainer.world_size
         torch.distributed.all_gather_object(gathered, pairs)
         pairs = [pair for part in gathered for pair in part]
+        # tear the process group down here: gloo threads still alive at interpreter exit
+        # abort the process ("terminate called without an active exception"), seen once
+        # in the test suite after every photo had been written
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     order = {str(p): i for i, p in enumerate(images)}
     return [row for _, row in sorted(pairs, key=lambda pair: order.get(pair[0], len(order)))]
