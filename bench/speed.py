@@ -263,12 +263,16 @@ def photos(repeats: int = 3) -> dict:
     for settings, per in runs.items():
         for photo, outs in per.items():
             summary.setdefault(settings, {})[photo] = {
-                "total_s": _median([o["timings"]["total"] for o in outs]),
-                "stages_s": {k: _median([o["timings"][k] for o in outs]) for k in outs[0]["timings"]},
-                "peak_rss_mb": _median([o["peak_rss_mb"] for o in outs]),
-                "face_pixels": outs[0]["face_pixels"], "map_sides": outs[0]["map_sides"],
-                "relit_size": outs[0]["relit_size"], "repeats": len(outs)}
+                **summarize_runs(outs), "face_pixels": outs[0]["face_pixels"],
+                "map_sides": outs[0]["map_sides"], "relit_size": outs[0]["relit_size"]}
     return summary
+
+
+def summarize_runs(outs: list[dict]) -> dict:
+    """Medians over repeated fits of one photo, each ``{"timings": {...}, "peak_rss_mb": ...}``."""
+    return {"total_s": _median([o["timings"]["total"] for o in outs]),
+            "stages_s": {k: _median([o["timings"][k] for o in outs]) for k in outs[0]["timings"]},
+            "peak_rss_mb": _median([o["peak_rss_mb"] for o in outs]), "repeats": len(outs)}
 
 
 # ---------------------------------------------------------------------------- face sizes

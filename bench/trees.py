@@ -10,7 +10,7 @@ interleaved revision by revision and photo by photo so that background load hits
 alike. A warm-up fit per revision compiles its numba kernels first and is not counted.
 Reported per revision and photo: the median ``total`` of the fit's ``metrics.json``
 (geometry to written outputs, the number ``optimize.py`` prints), the median per stage,
-and the median peak RSS (``getrusage`` of the child).
+and the median peak RSS of the fit's process.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench import OUT_DIR
-from bench.speed import sample_photos
+from bench.speed import sample_photos, summarize_runs
 from facerefl.fsutil import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,31 +40,24 @@ def _tree(rev: str, tmp: Path) -> Path:
     return path
 
 
-def fit_once(tree: Path, image: Path, out: Path) -> dict:
-    """``optimize.py`` of ``tree`` on ``image`` in a child process → timings and peak RSS."""
+def fit_once(tree: Path, image: Path) -> dict:
+    """``optimize.py`` of ``tree`` on ``image`` in a child process → its timings and peak
+    RSS (the child's own rusage, from ``os.wait4``)."""
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_WAIT_POLICY": "PASSIVE"}
-    cmd = [sys.executable, str(tree / "optimize.py"), f"image={image}", f"output_dir={out}",
-           "overwrite=true", "progress=false"]
-    p = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.strip().splitlines()[-1:]}")
-    # the largest child so far: _measure calls this in a fresh process, so it is this fit's
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    metrics = json.loads((out / "metrics.json").read_text())
-    return {"timings": metrics["timings_s"], "peak_rss_mb": round(peak / 1024, 1),
-            "psnr_final": metrics["metrics"].get("psnr_final")}
-
-
-def _measure(tree: Path, image: Path) -> dict:
-    """One fit in a fresh helper process, so its children's peak RSS is this fit's alone."""
-    code = ("import json, sys; from pathlib import Path; from bench.trees import fit_once; "
-            "print(json.dumps(fit_once(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))))")
     with tempfile.TemporaryDirectory() as tmp:
-        p = subprocess.run([sys.executable, "-c", code, str(tree), str(image), f"{tmp}/fit"],
-                           cwd=ROOT, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(p.stderr.strip().splitlines()[-1:])
-        return json.loads(p.stdout.strip().splitlines()[-1])
+        out = Path(tmp) / "fit"
+        cmd = [sys.executable, str(tree / "optimize.py"), f"image={image}", f"output_dir={out}",
+               "overwrite=true", "progress=false"]
+        with open(Path(tmp) / "stderr", "w+") as err:
+            proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                err.seek(0)
+                raise RuntimeError(f"{' '.join(cmd)} failed: {err.read().strip().splitlines()[-1:]}")
+        metrics = json.loads((out / "metrics.json").read_text())
+    return {"timings": metrics["timings_s"], "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "psnr_final": metrics["metrics"].get("psnr_final")}
 
 
 def compare(revs: list[str], repeats: int = 3) -> dict:
@@ -76,11 +67,11 @@ def compare(revs: list[str], repeats: int = 3) -> dict:
         trees = {r: _tree(r, Path(tmp)) for r in revs}
         try:
             for r, tree in trees.items():  # warm-up: numba compiles beside each tree's source
-                _measure(tree, photos["astronaut"])
+                fit_once(tree, photos["astronaut"])
             for rep in range(repeats):
                 for photo, path in photos.items():
                     for r, tree in trees.items():
-                        out = _measure(tree, path)
+                        out = fit_once(tree, path)
                         runs[r].setdefault(photo, []).append(out)
                         print(f"[trees] rep {rep} {photo:12s} {r:10s} {out['timings']['total']:6.2f} s "
                               f"{out['peak_rss_mb']:7.1f} MB", flush=True)
@@ -92,11 +83,7 @@ def compare(revs: list[str], repeats: int = 3) -> dict:
     summary = {}
     for r, per in runs.items():
         for photo, outs in per.items():
-            summary.setdefault(r, {})[photo] = {
-                "total_s": statistics.median(o["timings"]["total"] for o in outs),
-                "stages_s": {k: statistics.median(o["timings"][k] for o in outs) for k in outs[0]["timings"]},
-                "peak_rss_mb": statistics.median(o["peak_rss_mb"] for o in outs),
-                "psnr_final": outs[0]["psnr_final"], "repeats": len(outs)}
+            summary.setdefault(r, {})[photo] = {**summarize_runs(outs), "psnr_final": outs[0]["psnr_final"]}
     return summary
 
 
