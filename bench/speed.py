@@ -102,14 +102,13 @@ def ideas(n_examples: int = 8, variants: dict[str, dict] | None = None) -> dict:
     from facerefl.eval.synthetic import MEMO, example_name, ground_truth, scores_of
     from facerefl.fit.pipeline import fit_geometry
     from facerefl.geometry.result import build_face_geometry
-    from facerefl.models.networks import ReflectanceNetworks
-    from facerefl.tasks.optimize import fit_settings, geometry_config
+    from facerefl.tasks.optimize import fit_settings, geometry_config, load_networks
 
     variants = VARIANTS if variants is None else variants
     torch.set_num_threads(1)
     settings = {name: fit_settings(_config(_overrides(v))) for name, v in variants.items()}
     gcfg = geometry_config(_config([]))
-    nets = ReflectanceNetworks.load_shipped("cpu").freeze()
+    nets = load_networks(_config([]))
     rows: dict[str, dict[str, list]] = {name: {} for name in variants}
 
     def add(name: str, key: str, value) -> None:
@@ -166,16 +165,15 @@ def steps(repeats: int = 15) -> dict:
     from facerefl.fit.loop import _loss, render_maps
     from facerefl.fit.pipeline import problem_from_geometry
     from facerefl.geometry.result import build_face_geometry
-    from facerefl.models.networks import ReflectanceNetworks
     from facerefl.render.maps import ReflectanceMaps
     from facerefl.render.shading import prepare_gbuffer
-    from facerefl.tasks.optimize import fit_settings, geometry_config
+    from facerefl.tasks.optimize import fit_settings, geometry_config, load_networks
 
     torch.set_num_threads(1)
     cfg = _config([])
     s = fit_settings(cfg)
     geom = build_face_geometry(sample_photos()["astronaut"], geometry_config(cfg))
-    nets = ReflectanceNetworks.load_shipped("cpu").freeze()
+    nets = load_networks(cfg)
     prob = problem_from_geometry(geom, s.roughness)
     code = nets.encode(prob.texture)
     zs = {k: getattr(code, k).z.clone().requires_grad_() for k in ("albedo", "specular", "normal")}

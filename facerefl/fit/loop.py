@@ -53,6 +53,7 @@ from torch import Tensor
 from facerefl.errors import InputError
 from facerefl.fit.adam import Adam
 from facerefl.fit.delight import Delit, DelightSettings, albedo_size, delight
+from facerefl.models.components.level import skin_level
 from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
@@ -67,6 +68,8 @@ __all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "refine_albe
 log = logging.getLogger(__name__)
 
 LATENTS = ("albedo", "specular", "normal", "light")
+#: Where the gauge's albedo level comes from (:func:`gauge_target`).
+GAUGE_LEVELS = ("auto", "encoders", "regressor")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -120,8 +123,12 @@ class FitSettings:
             encoders', dividing the light by the same factors (:func:`gauge_albedo`;
             module docstring). Applies to the latent phase's result; a kept refinement
             result is returned as refined (module docstring).
+        gauge_level: the gauge's prior level (:func:`gauge_target`): ``"encoders"``, the
+            skin mean of the encoders' albedo; ``"regressor"``, the albedo-level
+            regressor's (:mod:`facerefl.models.components.level`; networks without one are
+            refused); ``"auto"``, the regressor's where the networks have one.
         gauge_light_weight: weight of the light regressor's implied albedo level in the
-            gauge's target (:func:`gauge_target`; 0 = the encoders' level alone).
+            gauge's target (:func:`gauge_target`; 0 = the prior level alone).
         gauge_tolerance: how much worse (relative loss) the gauge may make the rendering
             before it is applied only in part (:func:`guarded_gauge`).
     """
@@ -147,6 +154,7 @@ class FitSettings:
     refine_light_lr: float = 0.01
     albedo_gauge: bool = True
     gauge_tolerance: float = 1.0
+    gauge_level: str = "auto"
     gauge_light_weight: float = 0.0
     delight: DelightSettings | None = field(default_factory=DelightSettings)
 
@@ -162,6 +170,8 @@ class FitSettings:
             raise InputError(f"fit.spec_model must be 'lobe' or 'paper', got {self.spec_model!r}")
         if self.refine_iterations < 0 or self.refine_size < 8:
             raise InputError("fit.refine_iterations must be >= 0 and fit.refine_size >= 8")
+        if self.gauge_level not in GAUGE_LEVELS:
+            raise InputError(f"fit.gauge_level must be one of {GAUGE_LEVELS}, got {self.gauge_level!r}")
         if not 0.0 <= self.gauge_light_weight <= 1.0:
             raise InputError(f"fit.gauge_light_weight must be in [0, 1], got {self.gauge_light_weight}")
         if not self.gauge_tolerance >= 0.0:
@@ -331,16 +341,10 @@ def _loss(pred: Tensor, problem: FitProblem) -> Tensor:
 
 
 def skin_mean(albedo: Tensor, texture: Tensor) -> Tensor:
-    """Per-channel mean of ``albedo`` ``[1, 3, H, W]`` over the valid skin of T → ``[1, 3]``.
-
-    The skin region is T's mask channel (``texture`` ``[1, 4, Ht, Wt]``) resampled to the
-    albedo's grid (bilinear, > 0.5); an empty region falls back to the whole map.
-    """
-    mask = F.interpolate(texture[:, 3:4], size=albedo.shape[-2:], mode="bilinear", align_corners=False)
-    mask = (mask > 0.5).to(albedo.dtype)
-    if float(mask.sum()) < 1:
-        mask = torch.ones_like(mask)
-    return (albedo * mask).sum((2, 3)) / mask.sum((2, 3))
+    """Per-channel mean of ``albedo`` ``[1, 3, H, W]`` over the valid skin of T → ``[1, 3]``
+    (:func:`~facerefl.models.components.level.skin_level`: T's mask resampled to the
+    albedo's grid, > 0.5; an empty region falls back to the whole map)."""
+    return skin_level(albedo, texture)
 
 
 def gauge_albedo(maps: ReflectanceMaps, light: Tensor, target: Tensor,
@@ -367,16 +371,17 @@ def gauge_albedo(maps: ReflectanceMaps, light: Tensor, target: Tensor,
 
 
 def gauge_target(maps: ReflectanceMaps, light: Tensor, initial_maps: ReflectanceMaps, initial_light: Tensor,
-                 texture: Tensor, light_weight: float = 0.0) -> Tensor:
+                 texture: Tensor, light_weight: float = 0.0, prior: Tensor | None = None) -> Tensor:
     """The skin mean ``[1, 3]`` the gauge moves the fitted albedo to.
 
-    Two estimates of the albedo level: the encoders' (``initial_maps``' skin mean), and the
-    one the light regressor implies (the fitted mean times the fitted light's DC over the
+    Two estimates of the albedo level: a prior level, ``prior`` ``[1, 3]`` when given (the
+    level regressor's) or else the encoders' (``initial_maps``' skin mean); and the one the
+    light regressor implies (the fitted mean times the fitted light's DC over the
     regressor's, per channel: the level at which the fit's diffuse image comes from the
     regressor's light). Their geometric mean, weighted ``1 - light_weight`` and
-    ``light_weight``; 0 is the encoders' alone.
+    ``light_weight``; 0 is the prior alone.
     """
-    enc = skin_mean(initial_maps.albedo, texture)
+    enc = skin_mean(initial_maps.albedo, texture) if prior is None else prior
     if light_weight <= 0.0:
         return enc
     fitted = skin_mean(maps.albedo, texture)
@@ -555,11 +560,11 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
 
 
 def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun,
-                     on_step: Callable[[int, float], None] | None
+                     on_step: Callable[[int, float], None] | None, prior: Tensor | None = None
                      ) -> tuple[ReflectanceMaps, Tensor, ReflectanceMaps, Tensor | None, int, list[float]]:
     """The post-phase before the delighting: the optional albedo refinement (only without
     the delighting; kept when it beats the latent phase), then the gauge unless a refined
-    result was kept.
+    result was kept. ``prior``: the level regressor's level for :func:`gauge_target`.
 
     Returns:
         ``(maps, light, latent_maps, gauge_scale or None, best index, losses of both phases)``.
@@ -576,10 +581,27 @@ def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun
         losses += extra
     if settings.albedo_gauge and not refined:
         target = gauge_target(maps_b, light_b, run.initial_maps, run.initial_light, problem.texture,
-                              settings.gauge_light_weight)
+                              settings.gauge_light_weight, prior)
         maps_b, light_b, gauge = guarded_gauge(problem, maps_b, light_b, target, settings)
         latent_maps = maps_b
     return maps_b, light_b, latent_maps, gauge, best_idx, losses
+
+
+def prior_level(nets: ReflectanceNetworks, texture: Tensor, settings: FitSettings) -> Tensor | None:
+    """The level regressor's albedo level ``[1, 3]`` when ``settings.gauge_level`` asks for
+    it (``"regressor"``, or ``"auto"`` with networks that have one) and the gauge is on;
+    None otherwise (the gauge then takes the encoders' level).
+
+    Raises:
+        InputError: ``gauge_level="regressor"`` with networks that have no level regressor.
+    """
+    if not settings.albedo_gauge or settings.gauge_level == "encoders":
+        return None
+    level = nets.albedo_level(texture)
+    if level is None and settings.gauge_level == "regressor":
+        raise InputError("fit.gauge_level=regressor needs networks with an albedo-level regressor "
+                         "(level.safetensors, e.g. weights=data/checkpoints/cpu_x10); these have none: use fit.gauge_level=encoders")
+    return level
 
 
 def fit_latents(
@@ -606,13 +628,14 @@ def fit_latents(
     t0 = time.perf_counter()
     with torch.no_grad():
         code0 = nets.encode(problem.texture)
+        prior = prior_level(nets, problem.texture, settings)
     t_encode = time.perf_counter() - t0
     run = _latent_loop(nets, problem, settings, code0, on_step)
     code_b = _code_from(code0, run.best_z)
     initial_maps, initial_light = run.initial_maps, run.initial_light
     latent_steps = len(run.losses)
     latent_best = run.losses[run.best_index] if run.losses else math.nan
-    maps_b, light_b, latent_maps, gauge, best_idx, losses = _refine_or_gauge(problem, settings, run, on_step)
+    maps_b, light_b, latent_maps, gauge, best_idx, losses = _refine_or_gauge(problem, settings, run, on_step, prior)
     shading, out_of_range, t_delight = None, None, 0.0
     if settings.delight is not None and losses:
         t1 = time.perf_counter()

@@ -10,6 +10,7 @@ relative to the ground truth's. Light is compared as radiance on the sphere
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Iterable
 
@@ -17,6 +18,7 @@ import torch
 
 from facerefl.models.components.autoencoder import resize_reflectance
 from facerefl.models.components.heads import KINDS
+from facerefl.models.components.level import level_errors, skin_level
 from facerefl.models.metrics import detail_energy_ratio, detail_psnr, light_psnr, map_psnr
 from facerefl.models.networks import ReflectanceNetworks
 
@@ -27,7 +29,10 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
 
     Keys: ``<kind>/psnr`` (enhanced), ``<kind>/psnr_decoder``, ``<kind>/detail_psnr``,
     ``<kind>/detail_psnr_decoder``, ``<kind>/detail_energy``, ``<kind>/detail_energy_decoder``
-    for each kind, ``light/psnr``, and ``num_examples``.
+    for each kind, ``light/psnr``, ``num_examples``, and the albedo level's root-mean-square
+    ``log`` error over the valid skin (:mod:`facerefl.models.components.level`):
+    ``level/encoders_rms_log`` of the enhanced albedo's mean, ``level/rms_log`` of the level
+    regressor (when the networks have one).
     """
     nets.freeze()
     sums: dict[str, float] = defaultdict(float)
@@ -44,7 +49,14 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
                 sums[f"{k}/detail_psnr{name}"] += detail_psnr(pred, gt, k).sum().item()
                 sums[f"{k}/detail_energy{name}"] += detail_energy_ratio(pred, gt, k).sum().item()
         sums["light/psnr"] += light_psnr(code.light, batch.light).sum().item()
+        enc = skin_level(fine.albedo, batch.texture).clamp_min(1e-4).log()
+        sums["level/encoders_rms_log"] += level_errors(enc, batch.albedo, batch.texture).square().mean(1).sum().item()
+        if nets.level is not None:
+            sums["level/rms_log"] += level_errors(nets.level(batch.texture), batch.albedo, batch.texture).square().mean(1).sum().item()
         n += batch.batch_size
     if n == 0:
         raise ValueError("no validation examples")
-    return {**{k: v / n for k, v in sorted(sums.items())}, "num_examples": n}
+    out = {k: v / n for k, v in sorted(sums.items())}
+    for k in [k for k in out if k.endswith("_rms_log") or k == "level/rms_log"]:
+        out[k] = math.sqrt(out[k])  # the sums were of per-example mean squares
+    return {**out, "num_examples": n}

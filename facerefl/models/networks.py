@@ -40,6 +40,7 @@ from facerefl.fsutil import atomic_write_text
 from facerefl.models.components.autoencoder import ReflectanceAutoencoder
 from facerefl.models.components.enhancer import DetailEnhancer
 from facerefl.models.components.heads import KINDS, check_kind
+from facerefl.models.components.level import AlbedoLevelRegressor
 from facerefl.models.components.light import SHRegressor
 from facerefl.models.serialization import save_state_atomic
 from facerefl.render.maps import ReflectanceMaps
@@ -47,8 +48,11 @@ from facerefl.resources import CHECKPOINTS_DIR
 
 CONFIG_FILE = "config.json"
 LIGHT_FILE = "light.safetensors"
-#: The weight files of a checkpoint folder (one per branch, then the light regressor).
-WEIGHT_FILES = tuple(f"{k}.safetensors" for k in KINDS) + (LIGHT_FILE,)
+#: The optional albedo-level regressor's weights (checkpoints whose config names ``level``).
+LEVEL_FILE = "level.safetensors"
+#: The weight files a checkpoint folder may hold (one per branch, the light regressor, and
+#: the level regressor where the config has one).
+WEIGHT_FILES = tuple(f"{k}.safetensors" for k in KINDS) + (LIGHT_FILE, LEVEL_FILE)
 #: ``config.json`` key naming the base folder a checkpoint borrows tensors from.
 BASE_KEY = "base"
 
@@ -85,23 +89,37 @@ class LightConfig:
 
 @dataclass(frozen=True)
 class NetworksConfig:
+    """Sizes of every network; ``level`` (the albedo-level regressor, beyond the paper) is
+    optional: checkpoints trained before it have none."""
+
     albedo: BranchConfig
     specular: BranchConfig
     normal: BranchConfig
     light: LightConfig
+    level: LightConfig | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> NetworksConfig:
         """From a mapping ``{albedo: {...}, specular: {...}, normal: {...}, light: {...}}``
-        (the ``sizes`` node of a preset, or ``config.json``); ``kind`` may be omitted."""
+        and optionally ``level: {...}`` (the ``sizes`` node of a preset, or ``config.json``);
+        ``kind`` may be omitted."""
         try:
             branches = {k: BranchConfig(**{"kind": k, **dict(d[k])}) for k in KINDS}
-            return cls(**branches, light=LightConfig(**dict(d["light"])))
+            level = d.get("level")
+            return cls(**branches, light=LightConfig(**dict(d["light"])),
+                       level=None if level is None else LightConfig(**dict(level)))
         except (KeyError, TypeError) as e:
             raise InputError(f"bad network size config ({e}); expected keys {KINDS + ('light',)}") from e
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.level is None:
+            del d["level"]
+        return d
+
+    def without_level(self) -> NetworksConfig:
+        """The same sizes less the level regressor (to compare with older checkpoints)."""
+        return replace(self, level=None)
 
     def branch(self, kind: str) -> BranchConfig:
         return getattr(self, check_kind(kind))
@@ -183,6 +201,7 @@ class ReflectanceNetworks(nn.Module):
         self.specular = ReflectanceBranch(cfg.specular)
         self.normal = ReflectanceBranch(cfg.normal)
         self.light = SHRegressor(cfg.light.input_size, cfg.light.width)
+        self.level = None if cfg.level is None else AlbedoLevelRegressor(cfg.level.input_size, cfg.level.width)
 
     def branch(self, kind: str) -> ReflectanceBranch:
         return getattr(self, check_kind(kind))
@@ -217,17 +236,25 @@ class ReflectanceNetworks(nn.Module):
         code = self.encode(texture)
         return self.reflectance(code, texture), code.light
 
+    def albedo_level(self, texture: torch.Tensor) -> torch.Tensor | None:
+        """The level regressor's mean skin albedo ``[B, 3]`` (linear) for T, or None when
+        these networks have no level regressor."""
+        return None if self.level is None else self.level.level(texture)
+
     # ------------------------------------------------------------------ weights I/O
     def _weight_states(self) -> dict[str, dict[str, torch.Tensor]]:
         """State dicts by weight file name (:data:`WEIGHT_FILES`)."""
-        return {**{f"{k}.safetensors": self.branch(k).state_dict() for k in KINDS},
-                LIGHT_FILE: self.light.state_dict()}
+        return {name: module.state_dict() for name, module in self._weight_modules().items()}
 
     def _weight_modules(self) -> dict[str, nn.Module]:
-        return {**{f"{k}.safetensors": self.branch(k) for k in KINDS}, LIGHT_FILE: self.light}
+        mods: dict[str, nn.Module] = {**{f"{k}.safetensors": self.branch(k) for k in KINDS}, LIGHT_FILE: self.light}
+        if self.level is not None:
+            mods[LEVEL_FILE] = self.level
+        return mods
 
     def save_safetensors(self, folder: Path, extra: dict | None = None, base: Path | None = None) -> None:
-        """Write ``config.json``, ``<kind>.safetensors`` and ``light.safetensors`` atomically.
+        """Write ``config.json``, ``<kind>.safetensors``, ``light.safetensors`` (and
+        ``level.safetensors`` with a level regressor) atomically.
 
         With ``base`` (a folder written by this method, with no base of its own), tensors
         equal to the base's are left out and ``config.json`` names the base (see the module

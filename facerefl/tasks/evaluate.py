@@ -48,7 +48,8 @@ __all__ = ["evaluate", "load_eval_networks", "weights_folder", "testset_folder",
 
 
 def weights_folder(cfg: DictConfig) -> Path:
-    """``cfg.weights`` if set, else ``data/checkpoints/<cfg.checkpoint or cfg.preset>``."""
+    """``cfg.weights`` if set, else ``data/checkpoints/<cfg.checkpoint or cfg.preset>`` (the
+    preset names its ``checkpoint``; the no-skip ablation sets another)."""
     return Path(str(cfg.weights)) if cfg.get("weights") else shipped_dir(str(cfg.get("checkpoint") or cfg.preset))
 
 

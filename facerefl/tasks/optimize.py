@@ -36,7 +36,7 @@ from facerefl.export.outputs import ExportOptions, FitOutputs, write_all
 from facerefl.export.plots import save_metrics_json
 from facerefl.export.relight import FaceAppearance
 from facerefl.fit.delight import DelightSettings
-from facerefl.fit.loop import LR_SCHEDULES, FitSettings
+from facerefl.fit.loop import GAUGE_LEVELS, LR_SCHEDULES, FitSettings
 from facerefl.fit.pipeline import PhotoFit, fit_geometry
 from facerefl.fsutil import LockedError, atomic_write_text, folder_lock, recover_stale, replace_dir, sibling
 from facerefl.geometry.result import GeometryConfig, build_face_geometry
@@ -105,12 +105,13 @@ def resolve_inputs(image: Any) -> tuple[list[Path], bool]:
 
 
 def load_networks(cfg: DictConfig) -> ReflectanceNetworks:
-    """The frozen inference networks: ``cfg.weights`` or the shipped weights of the preset.
+    """The frozen inference networks: ``cfg.weights``, or the shipped weights the preset
+    names (``cfg.checkpoint``, e.g. ``cpu_x10``).
 
     Raises:
         InputError: the folder is missing, incomplete or holds damaged files.
     """
-    folder = Path(cfg.weights) if cfg.get("weights") else shipped_dir(str(cfg.preset))
+    folder = Path(cfg.weights) if cfg.get("weights") else shipped_dir(str(cfg.get("checkpoint") or cfg.preset))
     try:
         nets = ReflectanceNetworks.from_safetensors(folder, map_location=cfg.device)
     except (InputError, AssetMissingError):
@@ -154,6 +155,7 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         refine_size=read_int(f.refine_size, "fit.refine_size", 8, 4096),
         refine_light_lr=read_float(f.refine_light_lr, "fit.refine_light_lr", 0.0),
         albedo_gauge=read_bool(f.albedo_gauge, "fit.albedo_gauge"),
+        gauge_level=read_choice(f.gauge_level, "fit.gauge_level", GAUGE_LEVELS),
         gauge_light_weight=read_float(f.gauge_light_weight, "fit.gauge_light_weight", 0.0, 1.0),
         gauge_tolerance=read_float(f.gauge_tolerance, "fit.gauge_tolerance", 0.0),
         delight=DelightSettings.from_config(f.delight),

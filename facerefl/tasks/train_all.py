@@ -8,7 +8,8 @@ Order (each stage is one :func:`facerefl.tasks.train.train` call on the composed
 1. the albedo, specular and normal autoencoders (E_*, D_*);
 2. the three detail enhancers R_*, trained on the outputs of the decoders just trained
    (``model.autoencoder_weights`` points at stage 1's export, never at downsampled targets);
-3. the SH light regressor.
+3. the SH light regressor;
+4. the albedo-level regressor (beyond the paper: the fit's gauge may take its level).
 
 The stage exports are assembled into a :class:`~facerefl.models.networks.ReflectanceNetworks`,
 written as safetensors into ``--out`` with ``metrics.json`` and ``MODEL_CARD.md`` (data,
@@ -66,7 +67,10 @@ from facerefl.resources import CHECKPOINTS_DIR, CONF_DIR, source_checkout
 from facerefl.tasks.train import train
 
 REPO = source_checkout()
-STAGES = tuple(f"{k}_ae" for k in KINDS) + tuple(f"{k}_enh" for k in KINDS) + ("light",)
+#: ``level``: the albedo-level regressor (beyond the paper; :mod:`facerefl.models.components.level`).
+STAGES = tuple(f"{k}_ae" for k in KINDS) + tuple(f"{k}_enh" for k in KINDS) + ("light", "level")
+#: Stages whose export is a whole network file of the checkpoint (not a branch's half).
+WHOLE_STAGES = ("light", "level")
 #: Stages of the no-skip ablation (section 8.4.1); everything else comes from the base.
 NOSKIP_STAGES = tuple(f"{k}_ae_noskip" for k in KINDS)
 #: What the data generator needs from a git revision (``--data-commit``): the package and,
@@ -206,7 +210,8 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
         record["stages"].append({"stage": stage, "steps": int(result.trainer.global_step),
                                  "batch_size": int(cfg.data.batch_size), "wall_s": wall,
                                  "metrics": result.metrics})
-        print(f"[train_all] {stage}: {wall:.0f} s, val/psnr {result.metrics.get('val/psnr')}", flush=True)
+        key = "val/rms_log" if stage == "level" else "val/psnr"
+        print(f"[train_all] {stage}: {wall:.0f} s, {key} {result.metrics.get(key)}", flush=True)
         atomic_write_text(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n",
                           make_parents=True)
         # the trainer and data module hold the training cache; let them go before the next
@@ -247,11 +252,11 @@ def seed_stages(checkpoint: Path, stage_dir: Path) -> list[str]:
         if (stage_dir / f"{stage}.safetensors").is_file() or stage not in records:
             continue
         kind = stage.rsplit("_", 1)[0]
-        source = checkpoint / f"{'light' if stage == 'light' else kind}.safetensors"
+        source = checkpoint / f"{stage if stage in WHOLE_STAGES else kind}.safetensors"
         if not source.is_file():
             raise InputError(f"{source} is missing; --stages-from takes a full checkpoint")
         state = load_file(str(source))
-        if stage != "light":
+        if stage not in WHOLE_STAGES:
             enh = stage.endswith("_enh")
             state = {k: v for k, v in state.items() if k.startswith("enhancer.") == enh}
         save_state_atomic(state, stage_dir / f"{stage}.safetensors")
@@ -262,13 +267,19 @@ def seed_stages(checkpoint: Path, stage_dir: Path) -> list[str]:
 
 
 def assemble(sizes: dict, stage_dir: Path) -> ReflectanceNetworks:
-    """Build the networks from the stage exports (``<kind>_ae``, ``<kind>_enh``, ``light``)."""
-    nets = ReflectanceNetworks(NetworksConfig.from_dict(sizes))
+    """Build the networks from the stage exports (``<kind>_ae``, ``<kind>_enh``, ``light``,
+    and ``level`` when the sizes name one and its export exists)."""
+    cfg = NetworksConfig.from_dict(sizes)
+    if not (stage_dir / "level.safetensors").is_file():
+        cfg = cfg.without_level()
+    nets = ReflectanceNetworks(cfg)
     for k in KINDS:
         state = {**load_file(str(stage_dir / f"{k}_ae.safetensors")),
                  **load_file(str(stage_dir / f"{k}_enh.safetensors"))}
         nets.branch(k).load_state_dict(state)
     nets.light.load_state_dict(load_file(str(stage_dir / "light.safetensors")))
+    if nets.level is not None:
+        nets.level.load_state_dict(load_file(str(stage_dir / "level.safetensors")))
     return nets
 
 
@@ -281,6 +292,8 @@ def assemble_noskip(base: ReflectanceNetworks, stage_dir: Path) -> ReflectanceNe
         enhancer = {f"enhancer.{n}": t for n, t in base.branch(k).enhancer.state_dict().items()}
         nets.branch(k).load_state_dict({**load_file(str(stage_dir / f"{k}_ae_noskip.safetensors")), **enhancer})
     nets.light.load_state_dict(base.light.state_dict())
+    if base.level is not None:
+        nets.level.load_state_dict(base.level.state_dict())
     return nets
 
 
@@ -339,8 +352,17 @@ def _validation_section(m: dict) -> list[str]:
             f"{m[f'{k}/detail_psnr_decoder']:.2f} | {m[f'{k}/detail_psnr']:.2f} | "
             f"{m[f'{k}/detail_energy_decoder']:.3f} | {m[f'{k}/detail_energy']:.3f} |"
         )
-    lines += ["", f"| light | | {m['light/psnr']:.2f} | | | | |", "",
-              "`metrics.json` holds these numbers (and `quick`, the same metrics on the first "
+    lines += ["", f"| light | | {m['light/psnr']:.2f} | | | | |", ""]
+    if "level/encoders_rms_log" in m:
+        lines += ["Albedo level (mean linear albedo over the valid skin, per channel): root-mean-square",
+                  "error of its natural log, the enhanced albedo's mean"
+                  + (" and the level regressor's" if "level/rms_log" in m else "") + ":",
+                  "", "| level from | RMS log error |", "|---|---|",
+                  f"| encoders (enhanced albedo) | {m['level/encoders_rms_log']:.3f} |"]
+        if "level/rms_log" in m:
+            lines.append(f"| level regressor | {m['level/rms_log']:.3f} |")
+        lines.append("")
+    lines += ["`metrics.json` holds these numbers (and `quick`, the same metrics on the first "
               f"{QUICK_VAL} examples, which the test suite re-checks).", ""]
     return lines
 
@@ -574,7 +596,7 @@ def train_noskip(preset: str, out: Path, base: Path, steps: dict[str, int], over
         if (base / "metrics.json").is_file() else {}
     common = [f"preset={preset}", "logger=csv", f"torch_threads={threads}", *overrides]
     sizes = compose_stage(NOSKIP_STAGES[0], run_root, common).sizes
-    if NetworksConfig.from_dict(OmegaConf.to_container(sizes, resolve=True)) != base_nets.cfg:
+    if NetworksConfig.from_dict(OmegaConf.to_container(sizes, resolve=True)).without_level() != base_nets.cfg.without_level():
         raise InputError(f"{base} does not hold full (skip) networks of the {preset!r} preset's sizes; "
                          f"pass --base <the {preset} checkpoint> or --preset <its preset>")
     val_file = base / VAL_FILE
@@ -610,8 +632,11 @@ def train_noskip(preset: str, out: Path, base: Path, steps: dict[str, int], over
     return record
 
 
-def stage_steps(stage: str, ae: int, enh: int, light: int) -> int:
-    """Steps of ``stage`` (``<kind>_ae``, ``<kind>_ae_noskip``, ``<kind>_enh`` or ``light``)."""
+def stage_steps(stage: str, ae: int, enh: int, light: int, level: int | None = None) -> int:
+    """Steps of ``stage`` (``<kind>_ae``, ``<kind>_ae_noskip``, ``<kind>_enh``, ``light`` or
+    ``level``; ``level`` defaults to ``light``'s)."""
+    if stage == "level":
+        return light if level is None else level
     return ae if "_ae" in stage else enh if stage.endswith("_enh") else light
 
 
@@ -642,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ae-steps", type=int, default=1000, help="steps per autoencoder")
     p.add_argument("--enh-steps", type=int, default=300, help="optimizer steps per detail enhancer")
     p.add_argument("--light-steps", type=int, default=800, help="steps of the light regressor")
+    p.add_argument("--level-steps", type=int, default=None, help="steps of the albedo-level regressor "
+                   "(default: --light-steps)")
     p.add_argument("--val-examples", type=int, default=FULL_VAL, help="held-out examples for the card")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 suits a shared CPU)")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=None, metavar="STAGE",
@@ -667,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"{args.preset}_noskip" if args.no_skip else args.preset
     out = args.out or CHECKPOINTS_DIR / name
     stages = NOSKIP_STAGES if args.no_skip else STAGES
-    steps = {s: stage_steps(s, args.ae_steps, args.enh_steps, args.light_steps) for s in stages}
+    steps = {s: stage_steps(s, args.ae_steps, args.enh_steps, args.light_steps, args.level_steps) for s in stages}
     command = "python -m facerefl.tasks.train_all " + " ".join(_shown_argv(sys.argv[1:] if argv is None else argv))
     torch.set_num_threads(args.threads)
     try:

@@ -153,6 +153,9 @@ class UniformAlbedoNets:
     def decode(self, code):
         return self.reflectance(code, None)
 
+    def albedo_level(self, texture):
+        return None  # no albedo-level regressor
+
 
 def _scale_drift(res, problem) -> float:
     """Largest per-channel |log| ratio of the returned to the encoders' skin-mean albedo."""
@@ -230,6 +233,10 @@ def test_gauge_target_blends_the_encoders_and_the_regressors_levels(problem):
     torch.testing.assert_close(implied, fitted / 2)  # the same image under twice the light
     half = loop.gauge_target(maps, light, start, light0, problem.texture, 0.5)
     torch.testing.assert_close(half, (enc * fitted / 2).sqrt())
+    prior = torch.tensor([[0.3, 0.2, 0.1]])  # a level regressor's: it replaces the encoders'
+    assert torch.equal(loop.gauge_target(maps, light, start, light0, problem.texture, 0.0, prior), prior)
+    torch.testing.assert_close(loop.gauge_target(maps, light, start, light0, problem.texture, 0.5, prior),
+                               (prior * fitted / 2).sqrt())
     with pytest.raises(InputError, match="gauge_light_weight"):
         FitSettings(gauge_light_weight=1.5)
 
@@ -274,6 +281,43 @@ def test_gauge_undoes_the_drift_along_albedo_times_light(problem):
     assert torch.allclose(held.light, free.light / held.gauge_scale[..., None])
     rendered = loop._loss(loop.render_maps(problem, held.maps, held.light, FitSettings()), problem)
     assert float(rendered) == pytest.approx(free.best_loss, rel=0.05)
+
+
+class LevelNets(UniformAlbedoNets):
+    """:class:`UniformAlbedoNets` with an albedo-level regressor that reports ``level``."""
+
+    def __init__(self, level=(0.3, 0.2, 0.1), **kw) -> None:
+        super().__init__(**kw)
+        self.level = torch.tensor([level])
+
+    def albedo_level(self, texture):
+        return self.level.clone()
+
+
+def test_gauge_takes_the_level_regressors_level_when_asked(problem):
+    """fit.gauge_level=regressor (and auto, with a regressor): the gauged albedo's skin
+    mean is the regressor's level, with the same loss history as the encoders' gauge;
+    networks without a regressor are a clear user error for "regressor", and "auto" then
+    takes the encoders' level."""
+    nets = LevelNets()
+    enc = fit_latents(nets, problem, paper(iterations=10, albedo_gauge=True, gauge_tolerance=1e6,
+                                           gauge_level="encoders"))
+    reg = fit_latents(nets, problem, paper(iterations=10, albedo_gauge=True, gauge_tolerance=1e6,
+                                           gauge_level="regressor"))
+    auto = fit_latents(nets, problem, paper(iterations=10, albedo_gauge=True, gauge_tolerance=1e6))
+    assert reg.losses == enc.losses and torch.equal(auto.maps.albedo, reg.maps.albedo)
+    torch.testing.assert_close(loop.skin_mean(reg.maps.albedo, problem.texture), nets.level)
+    torch.testing.assert_close(loop.skin_mean(enc.maps.albedo, problem.texture),
+                               loop.skin_mean(enc.initial_maps.albedo, problem.texture))
+    with pytest.raises(InputError, match="level regressor"):
+        fit_latents(UniformAlbedoNets(), problem, paper(iterations=2, albedo_gauge=True, gauge_level="regressor"))
+    fit_latents(UniformAlbedoNets(), problem, paper(iterations=2, albedo_gauge=False, gauge_level="regressor"))
+    plain = UniformAlbedoNets()  # "auto" without a regressor: the encoders' level
+    auto = fit_latents(plain, problem, paper(iterations=10, albedo_gauge=True, gauge_tolerance=1e6))
+    torch.testing.assert_close(loop.skin_mean(auto.maps.albedo, problem.texture),
+                               loop.skin_mean(auto.initial_maps.albedo, problem.texture))
+    with pytest.raises(InputError, match="gauge_level"):
+        FitSettings(gauge_level="photo")
 
 
 def test_gauge_leaves_a_kept_refinement_as_refined(problem):

@@ -41,7 +41,7 @@ def test_folder_is_small_and_borrows_from_cpu():
 
 
 def test_architecture_is_cpu_without_skips(nets):
-    cpu_sizes = preset_sizes("cpu")
+    cpu_sizes = preset_sizes("cpu").without_level()  # built on `cpu`, which has no level regressor
     assert nets.cfg == replace(cpu_sizes, **{k: replace(cpu_sizes.branch(k), use_skips=False) for k in KINDS})
     assert all(not nets.branch(k).autoencoder.decoder.use_skips for k in KINDS)
 

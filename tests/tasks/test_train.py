@@ -9,7 +9,7 @@ from facerefl.tasks.train import train
 from tests.models.helpers import compose_train
 
 EXPERIMENTS = ["albedo_ae", "specular_ae", "normal_ae", "albedo_ae_noskip", "specular_ae_noskip",
-               "normal_ae_noskip", "albedo_enh", "specular_enh", "normal_enh", "light"]
+               "normal_ae_noskip", "albedo_enh", "specular_enh", "normal_enh", "light", "level"]
 
 
 def _enh_overrides(name, preset="cpu"):
@@ -165,9 +165,10 @@ def test_train_all_end_to_end_tiny(tmp_path):
     assert [s["stage"] for s in record["stages"]] == list(train_all.STAGES)
     assert record["metrics"]["num_examples"] == 4 and record["metrics_clean"]["num_examples"] == 4
     nets = ReflectanceNetworks.from_safetensors(out)
-    assert nets.cfg.albedo.input_size == 64
+    assert nets.cfg.albedo.input_size == 64 and nets.level is not None
+    assert record["metrics"]["level/rms_log"] > 0 and record["metrics"]["level/encoders_rms_log"] > 0
     card = (out / "MODEL_CARD.md").read_text()
-    assert "| albedo |" in card and "without the realism effects" in card
+    assert "| albedo |" in card and "without the realism effects" in card and "| level regressor |" in card
     assert str(tmp_path) not in card and "8 examples in" in card  # no machine path
     # a later session continues the run from the exported folder alone
     seeded = tmp_path / "next" / "stages"

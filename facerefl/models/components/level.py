@@ -1,0 +1,67 @@
+"""Albedo-level regressor (beyond the paper): texture T → the skin's mean albedo per channel.
+
+The photo fixes only albedo × irradiance, so the fit's albedo level is the prior's choice
+(``docs/albedo_gauge.md``). The encoders give one prior as a side effect of drawing the
+albedo map; this network is trained for that number alone, with a log-space loss, and the
+fit's gauge can take its value as the level (``fit.gauge_level``).
+
+Same body as the light regressor (:class:`~facerefl.models.components.light.SHRegressor`:
+ten conv3×3-BN-ReLU layers in five stages, global mean pooling) with a 3-way linear head
+that predicts ``log`` of the level, so the output is positive and the loss is relative.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facerefl.models.components.autoencoder import resize_map
+from facerefl.models.components.light import SHRegressor
+
+__all__ = ["AlbedoLevelRegressor", "skin_level", "level_errors"]
+
+
+class AlbedoLevelRegressor(nn.Module):
+    """T ``[B, 4, H, W]`` (sRGB RGB + skin mask, UV space) → ``log`` of the mean linear
+    albedo over the valid skin, ``[B, 3]``.
+
+    Args:
+        input_size: side T is resized to.
+        width: channels of the first stage (stages use width·(1, 2, 4, 8, 8)).
+    """
+
+    def __init__(self, input_size: int = 64, width: int = 16) -> None:
+        super().__init__()
+        self.input_size = input_size
+        body = SHRegressor(input_size, width)
+        self.features = body.features
+        self.fc = nn.Linear(body.fc.in_features, 3)
+
+    def forward(self, texture: torch.Tensor) -> torch.Tensor:
+        """``log`` level ``[B, 3]``; :meth:`level` gives the level itself."""
+        return self.fc(self.features(resize_map(texture, self.input_size)).mean(dim=(2, 3)))
+
+    def level(self, texture: torch.Tensor) -> torch.Tensor:
+        """Mean linear albedo over the valid skin ``[B, 3]`` (positive)."""
+        return self(texture).exp()
+
+
+def skin_level(albedo: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean of ``albedo`` ``[B, 3, H, W]`` over T's valid skin → ``[B, 3]``.
+
+    T's mask channel (``texture`` ``[B, 4, Ht, Wt]``) is resampled to the albedo's grid
+    (bilinear, > 0.5); an example with no skin falls back to its whole map. The training
+    target of :class:`AlbedoLevelRegressor`, and what the fit's gauge sets.
+    """
+    mask = F.interpolate(texture[:, 3:4], size=albedo.shape[-2:], mode="bilinear", align_corners=False)
+    mask = (mask > 0.5).to(albedo.dtype)
+    empty = mask.sum((2, 3), keepdim=True) < 1
+    mask = torch.where(empty, torch.ones_like(mask), mask)
+    return (albedo * mask).sum((2, 3)) / mask.sum((2, 3))
+
+
+def level_errors(pred_log: torch.Tensor, albedo: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+    """``log`` level prediction ``[B, 3]`` minus ``log`` of the true :func:`skin_level` of
+    ``albedo`` ``[B, 3, H, W]`` (floored at 1e-4) → ``[B, 3]``."""
+    return pred_log - skin_level(albedo, texture).clamp_min(1e-4).log()

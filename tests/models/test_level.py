@@ -1,0 +1,88 @@
+"""The albedo-level regressor: its target, its training module, and its place in a checkpoint."""
+
+import json
+
+import pytest
+import torch
+
+from facerefl.data.types import ReflectanceBatch
+from facerefl.models.components.level import AlbedoLevelRegressor, level_errors, skin_level
+from facerefl.models.level_module import AlbedoLevelModule
+from facerefl.models.networks import LEVEL_FILE, NetworksConfig, ReflectanceNetworks
+from facerefl.models.presets import preset_sizes
+
+
+def _texture(b=2, size=32, rgb=0.5):
+    t = torch.full((b, 4, size, size), rgb)
+    t[:, 3] = 0.0
+    t[:, 3, 8:24, 8:24] = 1.0  # skin in the middle only
+    return t
+
+
+def test_skin_level_is_the_mean_over_the_skin_only():
+    albedo = torch.zeros(2, 3, 16, 16)
+    albedo[:, :, 4:12, 4:12] = torch.tensor([0.6, 0.4, 0.3])[:, None, None]
+    albedo[:, :, :2] = 1.0  # off the skin: ignored
+    level = skin_level(albedo, _texture())
+    torch.testing.assert_close(level, torch.tensor([[0.6, 0.4, 0.3]] * 2))
+    empty = _texture(1)
+    empty[:, 3] = 0.0  # no skin at all: the whole map
+    torch.testing.assert_close(skin_level(torch.full((1, 3, 8, 8), 0.25), empty), torch.full((1, 3), 0.25))
+
+
+def test_level_errors_are_log_ratios():
+    albedo = torch.full((1, 3, 16, 16), 0.4)
+    err = level_errors(torch.log(torch.tensor([[0.8, 0.4, 0.2]])), albedo, _texture(1))
+    torch.testing.assert_close(err, torch.log(torch.tensor([[2.0, 1.0, 0.5]])))
+
+
+def test_regressor_shapes_and_positive_level():
+    net = AlbedoLevelRegressor(input_size=32, width=4).eval()
+    with torch.no_grad():
+        out = net(_texture(3, 64))
+        level = net.level(_texture(3, 64))
+    assert out.shape == (3, 3) and level.shape == (3, 3)
+    assert bool((level > 0).all()) and torch.allclose(level, out.exp())
+
+
+def test_training_learns_a_level_that_the_texture_shows():
+    """Two kinds of example whose brightness tells their albedo level apart: a few Adam
+    steps must bring the log error well below that of predicting their average."""
+    torch.manual_seed(0)
+    tex = torch.cat([_texture(8, 32, 0.2), _texture(8, 32, 0.8)])
+    albedo = torch.cat([torch.full((8, 3, 32, 32), 0.15), torch.full((8, 3, 32, 32), 0.6)])
+    batch = ReflectanceBatch(texture=tex, albedo=albedo, specular=torch.zeros(16, 1, 8, 8),
+                             normal=torch.zeros(16, 3, 8, 8), light=torch.zeros(16, 3, 9))
+    module = AlbedoLevelModule(AlbedoLevelRegressor(32, 4), optimizer=lambda params: torch.optim.Adam(params, lr=3e-3),
+                               mirror=True)
+    opt = module.configure_optimizers()
+    module.log = lambda *a, **k: None  # no trainer attached
+    for _ in range(150):
+        opt.zero_grad()
+        module.training_step(batch, 0).backward()
+        opt.step()
+    module.eval()
+    with torch.no_grad():
+        err = level_errors(module(tex), albedo, tex)
+    baseline = abs(torch.log(torch.tensor(0.15)) - torch.log(torch.tensor(0.3)))  # the geometric mean
+    assert float(err.abs().max()) < 0.2 * float(baseline)
+
+
+def test_checkpoint_with_and_without_a_level_regressor(tmp_path):
+    sizes = preset_sizes("cpu")
+    assert sizes.level is not None
+    torch.manual_seed(0)
+    nets = ReflectanceNetworks(sizes).freeze()
+    nets.save_safetensors(tmp_path / "with")
+    assert (tmp_path / "with" / LEVEL_FILE).is_file()
+    loaded = ReflectanceNetworks.from_safetensors(tmp_path / "with").freeze()
+    t = torch.rand(1, 4, 128, 128)
+    assert torch.equal(nets.albedo_level(t), loaded.albedo_level(t))
+    # older checkpoints have no level: no key in the config, no file, and None from the API
+    old = ReflectanceNetworks(sizes.without_level()).freeze()
+    old.save_safetensors(tmp_path / "without")
+    assert "level" not in json.loads((tmp_path / "without" / "config.json").read_text())
+    assert not (tmp_path / "without" / LEVEL_FILE).exists()
+    again = ReflectanceNetworks.from_safetensors(tmp_path / "without")
+    assert again.level is None and again.albedo_level(t) is None
+    assert NetworksConfig.from_dict(old.cfg.to_dict()) == old.cfg
