@@ -32,8 +32,9 @@ every step. The measurements are in ``docs/speed.md``.
 Beyond the paper, the **albedo gauge** (``FitSettings.albedo_gauge``). The photo
 constrains only albedo × irradiance, so equation 1 leaves each channel's albedo scale to
 wherever Adam wanders. After the fit the albedo's per-channel mean over T's valid skin is
-set back to the encoders' value and the light divided by the same factors
-(:func:`gauge_albedo`): the diffuse rendering is unchanged. A kept refinement result
+set to a prior level, the albedo-level regressor's where the networks have one
+(``FitSettings.gauge_level``) or else the encoders', and the light divided by the same
+factors (:func:`gauge_albedo`): the diffuse rendering is unchanged. A kept refinement result
 (``refine_iterations``) is returned as refined, without the gauge. The measurements behind
 these choices, and the alternatives tried, are in ``docs/albedo_gauge.md``.
 """
@@ -57,7 +58,7 @@ from facerefl.models.components.level import skin_level
 from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
-from facerefl.render.color import linear_to_srgb
+from facerefl.render.color import LUMA, linear_to_srgb
 from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_prepared
 from facerefl.render.texture import sample_texture
@@ -98,6 +99,10 @@ class FitSettings:
             coarse phase), an order of magnitude cheaper. With 0 the enhancers run once,
             on the best code of the coarse phase, and that state's loss is appended to the
             losses. Ignored when ``enhance`` is off.
+        coarse_max_gain: the coarse phase stands in for the enhanced maps only while the
+            albedo enhancer keeps the decoder's level: when it changes the encoders' start
+            by more than this factor either way (:func:`coarse_gain`), every step renders
+            the enhanced maps (the paper's loop) and a message says so. 0: never.
         roughness: GGX roughness of the skin (the paper has one global value).
         spec_model: ``"lobe"`` or ``"paper"`` (see :mod:`facerefl.render.shading`).
         enhance: apply the detail enhancers R_* (False: decoder outputs D_* are rendered
@@ -143,6 +148,7 @@ class FitSettings:
     tol: float = 1e-4
     patience: int = 20
     enhanced_iterations: int | None = 20
+    coarse_max_gain: float = 2.0
     roughness: float = DEFAULT_ROUGHNESS
     spec_model: str = DEFAULT_SPEC_MODEL
     enhance: bool = True
@@ -182,6 +188,8 @@ class FitSettings:
             raise InputError(f"fit.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if not 0.0 <= self.lr_end <= 1.0:
             raise InputError(f"fit.lr_end must be in [0, 1], got {self.lr_end}")
+        if not (self.coarse_max_gain == 0 or self.coarse_max_gain >= 1):
+            raise InputError(f"fit.coarse_max_gain must be 0 (off) or >= 1, got {self.coarse_max_gain}")
         if (self.enhanced_iterations or 0) < 0 or self.detail_max_size < 0:
             raise InputError("fit.enhanced_iterations (or null) and fit.detail_max_size must be >= 0")
 
@@ -445,6 +453,17 @@ class _LatentRun:
     steps: int
 
 
+@torch.no_grad()
+def coarse_gain(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor) -> float:
+    """How much the albedo enhancer changes the level of the encoders' start: the ratio of
+    the enhanced to the decoded albedo's skin mean, luminance-weighted (see
+    ``FitSettings.coarse_max_gain``)."""
+    coarse = nets.decode(code)
+    fine = nets.branch("albedo").enhance(coarse.albedo, texture)
+    w = torch.tensor(LUMA, dtype=fine.dtype, device=fine.device)
+    return float((skin_mean(fine, texture) * w).sum() / (skin_mean(coarse.albedo, texture) * w).sum().clamp(min=1e-6))
+
+
 def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSettings,
                  code0: LatentCode, on_step: Callable[[int, float], None] | None) -> _LatentRun:
     """Equation 1: Adam on the free latents from the encoders' ``code0``, keeping the best
@@ -477,13 +496,20 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     best = (math.inf, 0, _snapshot(z), None)
     good = _snapshot(z)
     restorations = 0
-    messages: list[str] = []
     since_progress = 0
     stopped_early = False
     initial_maps = initial_light = None
     step = 0  # position in the schedule (an early stop of the coarse phase skips ahead)
     taken = 0  # Adam steps taken
     enhanced = settings.enhance and coarse_end == 0
+    messages: list[str] = []
+    if settings.enhance and not enhanced and settings.coarse_max_gain:
+        gain = coarse_gain(nets, code0, problem.texture)
+        if max(gain, 1 / gain) > settings.coarse_max_gain:
+            coarse_end, enhanced = 0, True  # the decoder outputs are no proxy: the paper's loop
+            messages.append(f"the enhancers change the albedo level {gain:.2f}x (more than "
+                            f"fit.coarse_max_gain={settings.coarse_max_gain:g}): every step renders the enhanced maps")
+            log.info(messages[-1])
 
     while True:
         with torch.set_grad_enabled(bool(free)):

@@ -145,6 +145,7 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         patience=read_int(f.patience, "fit.patience", 1),
         enhanced_iterations=(None if f.enhanced_iterations is None else
                              read_int(f.enhanced_iterations, "fit.enhanced_iterations", 0, 1_000_000)),
+        coarse_max_gain=read_float(f.coarse_max_gain, "fit.coarse_max_gain", 0.0),
         roughness=read_float(f.roughness, "fit.roughness", 0.0, 1.0, exclusive_minimum=True),
         spec_model=read_choice(f.spec_model, "fit.spec_model", ("lobe", "paper")),
         enhance=read_bool(f.enhance, "fit.enhance"),
