@@ -389,13 +389,13 @@ def gauge_target(maps: ReflectanceMaps, light: Tensor, initial_maps: Reflectance
     regressor's light). Their geometric mean, weighted ``1 - light_weight`` and
     ``light_weight``; 0 is the prior alone.
     """
-    enc = skin_mean(initial_maps.albedo, texture) if prior is None else prior
+    base = skin_mean(initial_maps.albedo, texture) if prior is None else prior
     if light_weight <= 0.0:
-        return enc
+        return base
     fitted = skin_mean(maps.albedo, texture)
     dc, dc0 = light[..., 0].clamp(min=1e-6), initial_light[..., 0].clamp(min=1e-6)
     implied = fitted * dc / dc0
-    return torch.exp((1 - light_weight) * enc.clamp(min=1e-6).log() + light_weight * implied.clamp(min=1e-6).log())
+    return torch.exp((1 - light_weight) * base.clamp(min=1e-6).log() + light_weight * implied.clamp(min=1e-6).log())
 
 
 #: Fractions of the gauge's log-scale step that :func:`guarded_gauge` tries, in order.
@@ -453,15 +453,12 @@ class _LatentRun:
     steps: int
 
 
-@torch.no_grad()
-def coarse_gain(nets: ReflectanceNetworks, code: LatentCode, texture: Tensor) -> float:
-    """How much the albedo enhancer changes the level of the encoders' start: the ratio of
-    the enhanced to the decoded albedo's skin mean, luminance-weighted (see
-    ``FitSettings.coarse_max_gain``)."""
-    coarse = nets.decode(code)
-    fine = nets.branch("albedo").enhance(coarse.albedo, texture)
+def coarse_gain(coarse: Tensor, fine: Tensor, texture: Tensor) -> float:
+    """How much the albedo enhancer changes the level: the luminance-weighted skin mean of
+    the enhanced albedo ``fine`` over that of the decoded ``coarse`` (``[1, 3, H, W]``
+    each; see ``FitSettings.coarse_max_gain``)."""
     w = torch.tensor(LUMA, dtype=fine.dtype, device=fine.device)
-    return float((skin_mean(fine, texture) * w).sum() / (skin_mean(coarse.albedo, texture) * w).sum().clamp(min=1e-6))
+    return float((skin_mean(fine, texture) * w).sum() / (skin_mean(coarse, texture) * w).sum().clamp(min=1e-6))
 
 
 def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSettings,
@@ -503,9 +500,12 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
     taken = 0  # Adam steps taken
     enhanced = settings.enhance and coarse_end == 0
     messages: list[str] = []
-    if settings.enhance and not enhanced and settings.coarse_max_gain:
-        gain = coarse_gain(nets, code0, problem.texture)
-        if max(gain, 1 / gain) > settings.coarse_max_gain:
+    if settings.enhance and not enhanced:
+        # the encoders' start as equations 2-4 give it, whatever the loop renders
+        with torch.no_grad():
+            initial_maps = decode_maps(nets, code0, problem.texture, settings).detach()
+            gain = coarse_gain(nets.decode(code0).albedo, initial_maps.albedo, problem.texture)
+        if settings.coarse_max_gain and max(gain, 1 / gain) > settings.coarse_max_gain:
             coarse_end, enhanced = 0, True  # the decoder outputs are no proxy: the paper's loop
             messages.append(f"the enhancers change the albedo level {gain:.2f}x (more than "
                             f"fit.coarse_max_gain={settings.coarse_max_gain:g}): every step renders the enhanced maps")
@@ -516,12 +516,9 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
             maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings, enhance=enhanced)
             loss = fit_render_loss(problem, maps, z["light"], settings)
         value = float(loss.detach())
-        if initial_maps is None:
-            if enhanced or not settings.enhance:
+        if initial_light is None:
+            if initial_maps is None:  # the loop renders what equations 2-4 give (or D alone)
                 initial_maps = maps.detach()
-            else:  # the encoders' start as equations 2-4 give it, whatever the loop renders
-                with torch.no_grad():
-                    initial_maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings).detach()
             initial_light = z["light"].detach().clone()
         if not math.isfinite(value):
             restorations += 1

@@ -57,6 +57,6 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
     if n == 0:
         raise ValueError("no validation examples")
     out = {k: v / n for k, v in sorted(sums.items())}
-    for k in [k for k in out if k.endswith("_rms_log") or k == "level/rms_log"]:
+    for k in [k for k in out if k.endswith("rms_log")]:
         out[k] = math.sqrt(out[k])  # the sums were of per-example mean squares
     return {**out, "num_examples": n}

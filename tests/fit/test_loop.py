@@ -156,13 +156,6 @@ class UniformAlbedoNets:
     def albedo_level(self, texture):
         return None  # no albedo-level regressor
 
-    enhance_gain = 1.0  # what the albedo "enhancer" multiplies the decoder output by
-
-    def branch(self, kind):
-        assert kind == "albedo"
-        gain = self.enhance_gain
-        return type("AlbedoBranch", (), {"enhance": staticmethod(lambda coarse, texture: coarse * gain)})()
-
 
 def _scale_drift(res, problem) -> float:
     """Largest per-channel |log| ratio of the returned to the encoders' skin-mean albedo."""
@@ -330,18 +323,18 @@ def test_gauge_takes_the_level_regressors_level_when_asked(problem):
 class DarkDecoderNets(UniformAlbedoNets):
     """Decoder outputs 20x darker than the enhanced maps, as cpu_x10's are on Grace Hopper."""
 
-    enhance_gain = 20.0
-
     def decode(self, code):
         m = self.reflectance(code, None)
-        return ReflectanceMaps(m.albedo / self.enhance_gain, m.specular, m.normal)
+        return ReflectanceMaps(m.albedo / 20, m.specular, m.normal)
 
 
 def test_a_decoder_far_from_the_enhanced_level_runs_the_papers_loop(problem):
     """When the albedo enhancer changes the encoders' start by more than fit.coarse_max_gain,
     the coarse phase is skipped: every step renders the enhanced maps, as the paper's loop."""
     nets = DarkDecoderNets()
-    assert loop.coarse_gain(nets, nets.encode(problem.texture), problem.texture) == pytest.approx(20, rel=1e-4)
+    code = nets.encode(problem.texture)
+    coarse, fine = nets.decode(code).albedo, nets.reflectance(code, problem.texture).albedo
+    assert loop.coarse_gain(coarse, fine, problem.texture) == pytest.approx(20, rel=1e-4)
     s = dict(iterations=8, albedo_gauge=False, delight=None, detail_max_size=0)
     guarded = fit_latents(nets, problem, FitSettings(**s, enhanced_iterations=3, coarse_max_gain=2.0))
     papers = fit_latents(nets, problem, FitSettings(**s, enhanced_iterations=None))
