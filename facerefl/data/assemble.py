@@ -40,8 +40,10 @@ from facerefl.data.render_mc import EnvSampler, render_mc
 from facerefl.data.scene import SceneSettings, sample_scene
 from facerefl.data.sensor import SensorSettings, apply_sensor, sample_camera
 from facerefl.data.types import ReflectanceBatch
+from facerefl.errors import InputError
 from facerefl.geometry.bake import bake_maps, bake_vertices
 from facerefl.geometry.raycast import RayCaster
+from facerefl.geometry.result import GeometryConfig, build_face_geometry
 from facerefl.geometry.template import NUM_VERTICES, Template, load_template
 from facerefl.geometry.unwrap import unwrap
 from facerefl.geometry.uvmap import rasterize_uv
@@ -52,6 +54,15 @@ _STAGES = {"reflectance": 0, "scene": 1, "light": 2, "sensor": 3, "render": 4,
            "stubble": 5, "makeup": 6, "teeth": 7, "hair": 8, "sun": 9, "glasses": 10,
            "camera": 11}
 RENDERERS = ("sh", "mc")
+#: Where T comes from: ``"truth"`` unwraps the photo with the scene's own mesh and camera;
+#: ``"photo"`` with the geometry stage's fit of the photo, as a user's photo is unwrapped
+#: (see :class:`GeneratorSettings`).
+UNWRAPS = ("truth", "photo")
+
+
+class UnwrapFailed(Exception):
+    """The geometry stage rejected an example's photo (``unwrap="photo"``): the cache
+    writer skips that seed and records it."""
 #: HDR maps held out of the training lighting prior; the test set is lit by them only.
 TEST_MAPS = ("lobby", "park", "sunset")
 
@@ -90,6 +101,11 @@ class GeneratorSettings:
         scene, light, sensor: the randomization ranges of each stage.
         effects: the realism effects (default: all off; training turns them on with
             ``EffectSettings()``).
+        unwrap: ``"truth"`` (T from the scene's mesh and camera) or ``"photo"`` (T from
+            :func:`~facerefl.geometry.result.build_face_geometry` run on the rendered photo
+            at its default resolution, resized to ``sizes.texture``: what the fit of a
+            photo feeds the networks, misfit, background bleed and all). The targets stay
+            in the template's UV layout either way.
     """
 
     sizes: Sizes = field(default_factory=Sizes)
@@ -101,10 +117,13 @@ class GeneratorSettings:
     light: LightSettings = field(default_factory=LightSettings)
     sensor: SensorSettings = field(default_factory=SensorSettings)
     effects: EffectSettings = field(default_factory=EffectSettings.off)
+    unwrap: str = "truth"
 
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
             raise ValueError(f"renderer must be one of {RENDERERS}, got {self.renderer!r}")
+        if self.unwrap not in UNWRAPS:
+            raise ValueError(f"unwrap must be one of {UNWRAPS}, got {self.unwrap!r}")
 
 
 def stage_rng(seed: int, stage: str) -> np.random.Generator:
@@ -198,17 +217,44 @@ class ExampleGenerator:
         out_maps = bake_maps(vbake, rasterize_uv(mesh.faces, mesh.uvs, z.texture))
         small = resize_reflectance(refl, z.texture, z.detail)
         cam = scene.camera
+        texture, seen = unw.texture[None], unw.visible[None, None].float()
+        if s.unwrap == "photo":
+            texture, seen = photo_texture(photo_t, z.texture)
         return ReflectanceBatch(
-            texture=unw.texture[None],
+            texture=texture,
             albedo=small.albedo[None],
             specular=small.specular[None],
             normal=small.normal[None],
             light=light_sh[None],
             image=photo_t[None],
-            uv_mask=unw.visible[None, None].float(),
+            uv_mask=seen,
             vis_sh=out_maps.visibility_sh[None],
             bent_normal=out_maps.bent_normal[None],
             vertices=mesh.vertices[None, :NUM_VERTICES].float(),
             intrinsics=torch.tensor([[cam.fx, cam.fy, cam.cx, cam.cy]], dtype=torch.float32),
             seed=torch.tensor([int(seed)], dtype=torch.int64),
         )
+
+
+#: Geometry settings of :func:`photo_texture`: the fit's defaults, with the fewest bake
+#: directions (the bake is not used).
+PHOTO_GEOMETRY = GeometryConfig(n_dirs=16)
+
+
+def photo_texture(photo: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """T as the fit of a photo sees it: the geometry stage on ``photo`` ``[3, H, W]`` (sRGB),
+    its T (``[1, 4, R, R]`` at the stage's default R) resized to ``size`` like the networks
+    resize their input, and its valid-skin mask as the seen-texel mask ``[1, 1, size, size]``.
+
+    Raises:
+        UnwrapFailed: the geometry stage rejected the photo (no face, a face too small).
+    """
+    try:
+        geom = build_face_geometry(photo, PHOTO_GEOMETRY)
+    except InputError as e:
+        raise UnwrapFailed(str(e).splitlines()[0]) from e
+    tex = geom.texture
+    if tex.shape[-1] != size:  # bilinear, antialiased when shrinking: as the networks resize T
+        tex = torch.nn.functional.interpolate(tex, size=(size, size), mode="bilinear", align_corners=False,
+                                              antialias=tex.shape[-1] > size)
+    return tex, (tex[:, 3:4] > 0.5).float()

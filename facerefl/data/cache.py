@@ -12,20 +12,21 @@ is written last, so a folder with a manifest is complete.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from facerefl.data.assemble import ExampleGenerator, GeneratorSettings
+from facerefl.data.assemble import ExampleGenerator, GeneratorSettings, UnwrapFailed
 from facerefl.data.types import ReflectanceBatch
 from facerefl.errors import InputError, OutputExistsError
 from facerefl.fsutil import atomic_write, atomic_write_text
@@ -51,25 +52,36 @@ def _init_worker(settings: GeneratorSettings) -> None:
     _WORKER_GEN = ExampleGenerator(settings)
 
 
-def _work(seed: int) -> dict[str, np.ndarray]:
+def _work(seed: int) -> dict[str, np.ndarray] | str:
     """Example ``seed`` as numpy arrays: they are pickled by value, whereas a tensor sent to
     the parent holds an open file descriptor for as long as it lives, and the parent keeps
-    a whole shard (a 6400-example shard ran out of descriptors)."""
+    a whole shard (a 6400-example shard ran out of descriptors). A seed whose photo the
+    geometry stage rejects (``unwrap="photo"``) gives the reason instead."""
     assert _WORKER_GEN is not None
-    return {k: v.numpy() for k, v in _WORKER_GEN(seed).tensors().items()}
+    try:
+        return {k: v.numpy() for k, v in _WORKER_GEN(seed).tensors().items()}
+    except UnwrapFailed as e:
+        return str(e)
 
 
-def generate(settings: GeneratorSettings, seeds: list[int], workers: int = 1) -> Iterator[ReflectanceBatch]:
-    """Examples of ``seeds`` in order, made by ``workers`` processes (1: in this process)."""
+def generate(settings: GeneratorSettings, seeds: list[int],
+             workers: int = 1) -> Iterator[ReflectanceBatch | str]:
+    """Examples of ``seeds`` in order, made by ``workers`` processes (1: in this process);
+    in place of an example whose photo the geometry stage rejects (only with
+    ``settings.unwrap == "photo"``), the one-line reason."""
     if workers <= 1:
         gen = ExampleGenerator(settings)
         for s in seeds:
-            yield gen(s)
+            try:
+                yield gen(s)
+            except UnwrapFailed as e:
+                yield str(e)
         return
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
         for arrays in pool.imap(_work, seeds, chunksize=4):
-            yield ReflectanceBatch(**{k: torch.from_numpy(v) for k, v in arrays.items()})
+            yield arrays if isinstance(arrays, str) else ReflectanceBatch(
+                **{k: torch.from_numpy(v) for k, v in arrays.items()})
 
 
 def settings_to_json(settings: GeneratorSettings) -> dict:
@@ -93,9 +105,13 @@ def write_cache(
         fields: fields to keep (None: every field that is set).
         half: store floating-point fields as float16 (read back as float32).
 
+    Seeds whose photo the geometry stage rejects (``settings.unwrap == "photo"``) are left
+    out: the manifest's ``count`` is what was stored, ``skipped`` maps each such seed to
+    the reason.
+
     Raises:
         OutputExistsError: ``out`` already holds a cache and ``overwrite`` is False.
-        InputError: no seeds or a non-positive shard size.
+        InputError: no seeds, a non-positive shard size, or every photo rejected.
     """
     out = Path(out)
     if not seeds:
@@ -110,31 +126,38 @@ def write_cache(
     for old in out.glob("shard_*.safetensors"):
         old.unlink()
     t0 = time.perf_counter()
-    shards, pending, stored = [], [], None
+    shards, pending, pending_seeds, stored, skipped = [], [], [], None, {}
     for i, ex in enumerate(generate(settings, seeds, workers)):
-        # kept fields only, stored precision: a shard waits in memory until it is complete
-        pending.append({k: (v.half() if half and v.is_floating_point() else v)
-                        for k, v in ex.tensors().items() if fields is None or k in fields})
-        if len(pending) == shard_size or i == len(seeds) - 1:
+        if isinstance(ex, str):
+            skipped[int(seeds[i])] = ex
+        else:
+            # kept fields only, stored precision: a shard waits in memory until it is complete
+            pending.append({k: (v.half() if half and v.is_floating_point() else v)
+                            for k, v in ex.tensors().items() if fields is None or k in fields})
+            pending_seeds.append(int(seeds[i]))
+        if pending and (len(pending) == shard_size or i == len(seeds) - 1):
             tensors = {k: torch.cat([p[k] for p in pending]) for k in pending[0]}
             name = f"shard_{len(shards):05d}.safetensors"
             _save_shard(out / name, tensors)
-            shards.append({"file": name, "count": len(pending),
-                           "seeds": [int(s) for s in seeds[i + 1 - len(pending):i + 1]]})
+            shards.append({"file": name, "count": len(pending), "seeds": pending_seeds})
             stored = stored or {k: {"shape": list(v.shape[1:]),
                                     "dtype": str(v.dtype).replace("torch.", "")}
                                 for k, v in tensors.items()}
-            pending = []
+            pending, pending_seeds = [], []
         if progress is not None:
             progress(i + 1, len(seeds))
+    if not shards:
+        raise InputError(f"the geometry stage rejected all {len(seeds)} photos; no cache written")
     manifest = {
         "format": FORMAT,
-        "count": len(seeds),
+        "count": sum(sh["count"] for sh in shards),
         "seconds": round(time.perf_counter() - t0, 2),
         "settings": settings_to_json(settings),
         "fields": stored,
         "shards": shards,
     }
+    if skipped:
+        manifest["skipped"] = {str(k): v for k, v in skipped.items()}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1), make_parents=True)
     return manifest
 
@@ -158,10 +181,11 @@ def _widen(t: torch.Tensor) -> torch.Tensor:
 class CachedDataset(torch.utils.data.Dataset):
     """Map-style dataset over a cache folder; item ``i`` is a ReflectanceBatch of one.
 
-    Shards are opened lazily with ``safetensors.safe_open`` (memory-mapped, no pickle);
-    each worker keeps the last shard it read, at its stored precision (float16 in a
-    training cache), and widens one example at a time: a 6400-example shard is 2.4 GB
-    stored and would be twice that widened.
+    Shards are opened lazily with ``safetensors.safe_open`` (memory-mapped, no pickle) and
+    kept open; an item reads its own rows with ``get_slice``, at the stored precision
+    (float16 in a training cache), and widens them. Random access over many shards thus
+    costs one row each, not a shard reload, and the page cache shares the data between
+    DataLoader workers. Open handles are not pickled: a spawned worker reopens its own.
     """
 
     def __init__(self, folder: Path | str) -> None:
@@ -173,25 +197,54 @@ class CachedDataset(torch.utils.data.Dataset):
             self._starts.append(n)
             n += s["count"]
         self._len = n
-        self._open: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._handles: dict[int, object] = {}
 
     def __len__(self) -> int:
         return self._len
 
-    def _shard(self, k: int) -> dict[str, torch.Tensor]:
-        if self._open is None or self._open[0] != k:
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": {}}
+
+    def _handle(self, k: int):
+        if k not in self._handles:
             path = self.folder / self.manifest["shards"][k]["file"]
-            with safe_open(str(path), framework="pt") as f:
-                self._open = (k, {name: f.get_tensor(name) for name in f.keys()})
-        return self._open[1]
+            self._handles[k] = safe_open(str(path), framework="pt")
+        return self._handles[k]
 
     def __getitem__(self, i: int) -> ReflectanceBatch:
         if not -self._len <= i < self._len:
             raise IndexError(f"index {i} out of range for a cache of {self._len} examples")
         i %= self._len
-        k = max(j for j, s in enumerate(self._starts) if s <= i)
+        k = bisect.bisect_right(self._starts, i) - 1
         j = i - self._starts[k]
-        return ReflectanceBatch(**{name: _widen(t[j:j + 1]) for name, t in self._shard(k).items()})
+        f = self._handle(k)
+        return ReflectanceBatch(**{name: _widen(f.get_slice(name)[j:j + 1]) for name in f.keys()})
+
+
+def open_caches(folders: "Path | str | Sequence[Path | str]") -> torch.utils.data.Dataset:
+    """One cache folder as a :class:`CachedDataset`, or several (made with disjoint seeds,
+    e.g. a larger training set grown in steps) as their concatenation, in the given order.
+
+    Raises:
+        InputError: a folder holds no cache, or the folders store different fields.
+    """
+    if isinstance(folders, (str, Path)):
+        return CachedDataset(folders)
+    sets = [CachedDataset(Path(f).expanduser()) for f in folders]
+    if not sets:
+        raise InputError("an empty list of cache folders")
+    for ds in sets[1:]:
+        if ds.manifest["fields"] != sets[0].manifest["fields"]:
+            raise InputError(f"{ds.folder} stores other fields than {sets[0].folder}; "
+                             "caches trained on together must be made with the same settings")
+    return sets[0] if len(sets) == 1 else torch.utils.data.ConcatDataset(sets)
+
+
+def cache_count(folders: "Path | str | Sequence[Path | str]") -> int:
+    """Examples in one cache folder or in several together."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    return sum(int(read_manifest(Path(f).expanduser())["count"]) for f in folders)
 
 
 class SyntheticDataset(torch.utils.data.Dataset):

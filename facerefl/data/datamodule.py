@@ -13,12 +13,13 @@ Batches are :class:`~facerefl.data.types.ReflectanceBatch` (Lightning moves them
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facerefl.data.assemble import GeneratorSettings, Sizes
-from facerefl.data.cache import CachedDataset, EpochSampler, SyntheticDataset
+from facerefl.data.cache import CachedDataset, EpochSampler, SyntheticDataset, open_caches
 from facerefl.data.effects import EffectSettings
 from facerefl.data.types import collate_reflectance
 
@@ -35,7 +36,8 @@ class SyntheticDataModule(pl.LightningDataModule):
         num_train: on-the-fly training examples per epoch (ignored with ``cache_dir``).
         num_val: validation examples.
         train_seed: first training seed.
-        cache_dir: read training examples from this cache folder.
+        cache_dir: read training examples from this cache folder, or from several
+            (a list; made with disjoint seeds, read as one set in the given order).
         val_cache_dir: read validation examples from this cache folder.
         num_workers: DataLoader worker processes.
         bake_dirs: visibility-bake ray directions per vertex.
@@ -54,7 +56,7 @@ class SyntheticDataModule(pl.LightningDataModule):
         num_train: int = 2048,
         num_val: int = 32,
         train_seed: int = 0,
-        cache_dir: str | None = None,
+        cache_dir: str | Sequence[str] | None = None,
         val_cache_dir: str | None = None,
         num_workers: int = 0,
         bake_dirs: int = 128,
@@ -67,7 +69,8 @@ class SyntheticDataModule(pl.LightningDataModule):
             effects=EffectSettings() if effects else EffectSettings.off())
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.num_train, self.num_val, self.train_seed = int(num_train), int(num_val), int(train_seed)
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.cache_dir = ((Path(cache_dir).expanduser() if isinstance(cache_dir, (str, Path))
+                           else [Path(c).expanduser() for c in cache_dir]) if cache_dir else None)
         self.val_cache_dir = Path(val_cache_dir).expanduser() if val_cache_dir else None
         self.fresh_each_epoch = bool(fresh_each_epoch)
         self.train_set: Dataset | None = None
@@ -75,7 +78,7 @@ class SyntheticDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = (CachedDataset(self.cache_dir) if self.cache_dir is not None
+            self.train_set = (open_caches(self.cache_dir) if self.cache_dir is not None
                               else SyntheticDataset(self.settings, self.num_train, self.train_seed,
                                                     unbounded=self.fresh_each_epoch))
         if self.val_set is None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from facerefl.data.assemble import GeneratorSettings, Sizes
+from facerefl.data.assemble import UNWRAPS, GeneratorSettings, Sizes
 from facerefl.data.cache import TRAIN_FIELDS, print_progress, write_cache
 from facerefl.data.effects import EffectSettings
 from facerefl.errors import InputError
@@ -41,6 +41,9 @@ def build_parser(prog: str, description: str, defaults: dict) -> argparse.Argume
                    help="also keep the evaluation fields (photo, baked maps, mesh, camera)")
     p.add_argument("--float32", action="store_true", default=defaults.get("float32", False),
                    help="store maps as float32 instead of float16")
+    p.add_argument("--unwrap", choices=UNWRAPS, default="truth",
+                   help="T from the scene's own mesh (truth) or from the geometry stage's fit of the "
+                        "rendered photo, as a user's photo is unwrapped (photo; rejected seeds are skipped)")
     return p
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace,
         sizes = Sizes(image=args.image, texture=args.texture, detail=args.detail)
         settings = settings_of(sizes, args)
         t0 = time.perf_counter()
-        write_cache(args.out, settings, list(range(args.seed, args.seed + args.n)),
+        m = write_cache(args.out, settings, list(range(args.seed, args.seed + args.n)),
                     shard_size=args.shard_size, workers=args.workers,
                     overwrite=args.overwrite, progress=print_progress,
                     fields=None if args.all_fields else TRAIN_FIELDS, half=not args.float32)
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace,
     except (InputError, ValueError, OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.n} examples to {args.out} in {dt:.1f} s ({args.n / dt:.2f} examples/s)")
+    skipped = f"; {len(m['skipped'])} seeds skipped (geometry stage)" if m.get("skipped") else ""
+    print(f"wrote {m['count']} examples to {args.out} in {dt:.1f} s ({args.n / dt:.2f} seeds/s){skipped}")
     return 0
 
 
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="no realism effects (glasses, hair, sun, makeup, ...; docs/synthetic.md)")
     args = p.parse_args(argv)
     return run(args, lambda sizes, a: GeneratorSettings(
-        sizes=sizes, renderer="sh", bake_dirs=a.bake_dirs,
+        sizes=sizes, renderer="sh", bake_dirs=a.bake_dirs, unwrap=a.unwrap,
         effects=EffectSettings.off() if a.no_effects else EffectSettings()))
 
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spp", type=int, default=64, help="Monte Carlo samples per pixel")
     args = p.parse_args(argv)
     return run(args, lambda sizes, a: GeneratorSettings(
-        sizes=sizes, renderer="mc", spp=a.spp, bake_dirs=a.bake_dirs, maps=TEST_MAPS,
+        sizes=sizes, renderer="mc", spp=a.spp, bake_dirs=a.bake_dirs, maps=TEST_MAPS, unwrap=a.unwrap,
         effects=EffectSettings.off()))
 
 

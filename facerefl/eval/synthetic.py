@@ -235,9 +235,22 @@ def _finite_mean(values: list[float]) -> float | None:
     return sum(v) / len(v) if v else None
 
 
+def level_error_summary(scales: list[tuple[float, float, float]]) -> dict:
+    """The albedo level's error from the per-channel alignment scales (true ≈ scale ×
+    estimate, :func:`~facerefl.eval.compare.compare`): mean and RMS over the examples of
+    ``-log scale`` per channel (R, G, B); positive mean: the estimate is too bright."""
+    errs = [[-math.log(max(v, 1e-8)) for v in sc] for sc in scales]
+    if not errs:
+        return {}
+    n = len(errs)
+    return {"mean": [sum(e[c] for e in errs) / n for c in range(3)],
+            "rms": [math.sqrt(sum(e[c] ** 2 for e in errs) / n) for c in range(3)]}
+
+
 def summarize(results: list[ExampleResult]) -> dict:
-    """Means over the scored examples: ``{"count", "ok", "scores": {metric: {psnr, rmse}},
-    "initial_scores": ..., "normal_angle_deg", "image": {...}, "seconds_per_example"}``.
+    """Means over the scored examples: ``{"count", "ok", "scores": {metric: {psnr, rmse},
+    "normal_angle_deg", "albedo_level_log"}, "initial_scores": ..., "image": {...},
+    "seconds_per_example"}`` (``albedo_level_log``: :func:`level_error_summary`).
 
     PSNR means are over finite values (an exact match has infinite PSNR).
     """
@@ -253,6 +266,7 @@ def summarize(results: list[ExampleResult]) -> dict:
                 out[key] = {m: _finite_mean([getattr(getattr(s, key), m) for s in rows])
                             for m in ("psnr", "rmse")}
         out["normal_angle_deg"] = _finite_mean([s.normal_angle_deg for s in rows])
+        out["albedo_level_log"] = level_error_summary([s.albedo_scale for s in rows])
         return out
 
     return {

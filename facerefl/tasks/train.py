@@ -59,6 +59,36 @@ def instantiate_group(cfg: DictConfig | None) -> list[Any]:
     return [build(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
+def init_from_export(model: pl.LightningModule, path: Path | str) -> int:
+    """Start ``model`` from exported weights: the safetensors file ``path`` in the layout of
+    ``model.export_state()`` (a stage export, or a shipped branch file such as
+    ``albedo.safetensors``, whose other entries are ignored). Fine-tuning a stage on new
+    data starts here. Loaded with safetensors (no pickle). Returns the tensors copied.
+
+    Raises:
+        InputError: the file is missing or lacks a tensor the model needs, or a shape differs.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"init_weights: no file {path}")
+    state = load_file(str(path))
+    # export_state's tensors share storage with the live parameters and buffers
+    mine = model.export_state()
+    missing = [k for k in mine if k not in state]
+    if missing:
+        raise InputError(f"init_weights: {path} lacks {len(missing)} of the model's tensors "
+                         f"(e.g. {missing[0]}); is it this stage's export?")
+    with torch.no_grad():
+        for k, v in mine.items():
+            if state[k].shape != v.shape:
+                raise InputError(f"init_weights: {k} is {tuple(state[k].shape)} in {path}, "
+                                 f"the model has {tuple(v.shape)} (another preset?)")
+            v.copy_(state[k])
+    return len(mine)
+
+
 def train(cfg: DictConfig) -> TrainResult:
     """Fit the configured model; export its weights to ``cfg.export_path`` (rank 0)."""
     if cfg.get("seed") is not None:
@@ -73,6 +103,9 @@ def train(cfg: DictConfig) -> TrainResult:
         callbacks=instantiate_group(cfg.get("callbacks")),
         logger=instantiate_group(cfg.get("logger")) or False,
     )
+    if cfg.get("init_weights"):
+        n = init_from_export(model, cfg.init_weights)
+        log.info("started from %d tensors of %s", n, cfg.init_weights)
     if cfg.train:
         log.info("training %s (%s preset)", cfg.get("run_name"), cfg.get("preset"))
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -53,7 +53,7 @@ from safetensors.torch import load_file
 
 from facerefl.assets import AssetMissingError
 from facerefl.data import make_cache
-from facerefl.data.cache import CachedDataset, read_manifest
+from facerefl.data.cache import CachedDataset, cache_count
 from facerefl.data.datamodule import VAL_SEED
 from facerefl.data.types import ReflectanceBatch, collate_reflectance
 from facerefl.errors import InputError
@@ -527,9 +527,10 @@ def _shown_path(path: str | None) -> str:
 def _data_record(cfg, val: str) -> dict:
     data_cfg = cfg.data
     cache = OmegaConf.select(cfg, "data.cache_dir")
-    count = f"{read_manifest(Path(cache))['count']} examples in " if cache else ""
+    folders = [cache] if cache is None or isinstance(cache, str) else list(cache)
+    count = f"{cache_count(folders)} examples in " if cache else ""
     return {
-        "train": (f"{count}{_shown_path(cache)} "
+        "train": (f"{count}{' + '.join(_shown_path(f) for f in folders)} "
                   f"({data_cfg._target_}, texture {data_cfg.texture}², detail {data_cfg.detail}²)"),
         "val": val,
     }

@@ -63,7 +63,41 @@ def test_unwrapped_texture_is_aligned_with_albedo():
     assert corr[(0, 0)] > 0.2
 
 
+def test_photo_unwrap_feeds_the_geometry_stages_texture(tmp_path):
+    """unwrap="photo": T is what the fit of the rendered photo unwraps, the targets are the
+    same as with the scene's own mesh; a photo the geometry stage rejects is skipped."""
+    from facerefl.data.assemble import UnwrapFailed, photo_texture
+    from facerefl.data.cache import read_manifest, write_cache
+    from facerefl.errors import InputError
+
+    sizes = Sizes(image=256, texture=64, detail=32)
+    truth = ExampleGenerator(GeneratorSettings(sizes=sizes, bake_dirs=32))(5)
+    photo = ExampleGenerator(GeneratorSettings(sizes=sizes, bake_dirs=32, unwrap="photo"))(5)
+    assert photo.texture.shape == truth.texture.shape == (1, 4, 64, 64)
+    for name in ("albedo", "light", "image"):
+        assert torch.equal(photo.tensors()[name], truth.tensors()[name]), name
+    tex, seen = photo_texture(truth.image[0], 64)
+    assert torch.equal(tex, photo.texture) and torch.equal(seen, photo.uv_mask)
+    # another unwrap, yet the same face: the masks overlap and the skin colours agree
+    a, b = truth.texture[0, 3] > 0.5, photo.texture[0, 3] > 0.5
+    assert (a & b).sum() > 0.7 * a.sum() and not torch.equal(photo.texture, truth.texture)
+    mean = lambda t, m: t[0, :3][:, m].mean(1)  # noqa: E731
+    assert torch.allclose(mean(photo.texture, a & b), mean(truth.texture, a & b), atol=0.08)
+    # a 48-pixel photo is below the geometry stage's minimum face size
+    tiny = GeneratorSettings(sizes=Sizes(image=48, texture=32, detail=16), bake_dirs=16, unwrap="photo")
+    with pytest.raises(UnwrapFailed):
+        ExampleGenerator(tiny)(1)
+    with pytest.raises(InputError, match="rejected all 2"):
+        write_cache(tmp_path / "c", tiny, [1, 2])
+    mixed = GeneratorSettings(sizes=sizes, bake_dirs=16, unwrap="photo")
+    m = write_cache(tmp_path / "m", mixed, [5], shard_size=1)
+    assert m["count"] == 1 and m["shards"][0]["seeds"] == [5] and "skipped" not in m
+    assert read_manifest(tmp_path / "m")["settings"]["unwrap"] == "photo"
+
+
 def test_bad_renderer_raises():
+    with pytest.raises(ValueError, match="unwrap"):
+        GeneratorSettings(unwrap="guess")
     with pytest.raises(ValueError, match="renderer"):
         GeneratorSettings(renderer="rt")
     with pytest.raises(ValueError, match="size"):

@@ -7,7 +7,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from facerefl.data.assemble import ExampleGenerator, GeneratorSettings, Sizes
-from facerefl.data.cache import CachedDataset, SyntheticDataset, read_manifest, write_cache
+from facerefl.data.cache import (CachedDataset, SyntheticDataset, cache_count, open_caches, read_manifest,
+                                 write_cache)
 from facerefl.data.datamodule import SyntheticDataModule
 from facerefl.data.make_cache import main as make_cache_main
 from facerefl.errors import InputError, OutputExistsError
@@ -35,6 +36,36 @@ def test_half_cache_is_close_and_reads_float32(tmp_path):
     assert got.albedo.dtype == torch.float32 and got.image is None
     assert torch.allclose(got.albedo, ref.albedo, atol=1e-3)
     assert json.loads((tmp_path / "c" / "manifest.json").read_text())["fields"]["albedo"]["dtype"] == "float16"
+
+
+def test_several_caches_read_as_one_set_in_order(tmp_path):
+    write_cache(tmp_path / "a", SMALL, [1, 2, 3], shard_size=2)
+    write_cache(tmp_path / "b", SMALL, [4, 5], shard_size=1)
+    ds = open_caches([tmp_path / "a", str(tmp_path / "b")])
+    assert len(ds) == 5 == cache_count([tmp_path / "a", tmp_path / "b"])
+    # random access across shards and folders, and back again, gives each example's seed
+    for i in [4, 0, 3, 1, 4, 2]:
+        assert int(ds[i].seed) == i + 1
+    assert isinstance(open_caches(tmp_path / "a"), CachedDataset)
+    write_cache(tmp_path / "c", SMALL, [6], shard_size=1, fields=("texture", "seed"))
+    with pytest.raises(InputError, match="other fields"):
+        open_caches([tmp_path / "a", tmp_path / "c"])
+    dm = SyntheticDataModule(image=48, texture=32, detail=16, batch_size=5, bake_dirs=16,
+                             cache_dir=[str(tmp_path / "a"), str(tmp_path / "b")])
+    assert sorted(next(iter(dm.train_dataloader())).seed.tolist()) == [1, 2, 3, 4, 5]
+
+
+def test_rejected_seeds_are_skipped_and_recorded(tmp_path, monkeypatch):
+    import facerefl.data.cache as cache
+
+    gen = ExampleGenerator(SMALL)
+    monkeypatch.setattr(cache, "generate", lambda settings, seeds, workers: iter(
+        [gen(seeds[0]), "no face found", gen(seeds[2]), gen(seeds[3])]))
+    m = write_cache(tmp_path / "c", SMALL, [10, 11, 12, 13], shard_size=2)
+    assert m["count"] == 3 and m["skipped"] == {"11": "no face found"}
+    assert [sh["seeds"] for sh in m["shards"]] == [[10, 12], [13]]
+    ds = CachedDataset(tmp_path / "c")
+    assert [int(ds[i].seed) for i in range(len(ds))] == [10, 12, 13]
 
 
 def test_cache_refuses_overwrite_and_bad_folder(tmp_path):

@@ -122,6 +122,20 @@ def test_compare_alignment_undoes_the_albedo_light_ambiguity():
     assert s.albedo_aligned.psnr > 60 and s.light_aligned.psnr > 60
 
 
+def test_level_error_summary_is_the_log_of_the_overshoot():
+    from facerefl.eval.synthetic import level_error_summary
+
+    gt = _gt()
+    scales = []
+    for k in ([1.2, 1.0, 0.9], [1.2, 1.0, 1.1]):  # estimates 1.2x too bright in red, ...
+        s = compare(gt.albedo * torch.tensor(k)[None, :, None, None], gt.specular, gt.normal, gt.light, gt)
+        scales.append(s.albedo_scale)
+    out = level_error_summary(scales)
+    assert out["mean"] == pytest.approx([math.log(1.2), 0.0, 0.5 * (math.log(0.9) + math.log(1.1))], abs=1e-4)
+    assert out["rms"][0] == pytest.approx(math.log(1.2), abs=1e-4) and out["rms"][2] > 0.09
+    assert level_error_summary([]) == {}
+
+
 def test_region_is_the_template_skin_mask():
     m = region_mask(64, torch.zeros(1))
     frac = float(m.mean())

@@ -54,6 +54,27 @@ def test_enhancer_missing_autoencoder_weights_is_a_user_error(tmp_path):
         train(cfg)
 
 
+@pytest.mark.parametrize("name,shipped", [("level", "level"), ("light", "light"), ("albedo_ae", "albedo")])
+def test_init_weights_starts_from_an_export(tmp_path, name, shipped):
+    """init_weights= starts the stage from exported weights (fine-tuning): a shipped branch
+    file serves the autoencoder, its enhancer entries ignored; a foreign file is a user error."""
+    from safetensors.torch import load_file
+
+    from facerefl.models.networks import shipped_dir
+
+    src = shipped_dir("cpu_x10") / f"{shipped}.safetensors"
+    cfg = compose_train(tmp_path, [f"experiment={name}", "train=false", f"init_weights={src}"])
+    result = train(cfg)
+    state, ref = result.model.export_state(), load_file(str(src))
+    assert all(torch.equal(v, ref[k]) for k, v in state.items())
+    again = compose_train(tmp_path / "b", [f"experiment={name}", "train=false"])
+    assert not all(torch.equal(v, ref[k]) for k, v in train(again).model.export_state().items())
+    other = shipped_dir("cpu_x10") / ("specular.safetensors" if name != "albedo_ae" else "light.safetensors")
+    bad = compose_train(tmp_path / "c", [f"experiment={name}", "train=false", f"init_weights={other}"])
+    with pytest.raises(InputError, match="init_weights"):
+        train(bad)
+
+
 # ---------------------------------------------------------------- CLI, DDP, resume, W&B
 import os  # noqa: E402
 import signal  # noqa: E402
