@@ -20,6 +20,7 @@ tensors whatever the worker, order or batch.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -250,7 +251,9 @@ def photo_texture(photo: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.T
         UnwrapFailed: the geometry stage rejected the photo (no face, a face too small).
     """
     try:
-        geom = build_face_geometry(photo, PHOTO_GEOMETRY)
+        with warnings.catch_warnings():  # "2 faces found": the largest is the rendered one
+            warnings.simplefilter("ignore", UserWarning)
+            geom = build_face_geometry(photo, PHOTO_GEOMETRY)
     except InputError as e:
         raise UnwrapFailed(str(e).splitlines()[0]) from e
     tex = geom.texture

@@ -24,6 +24,11 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         net: the autoencoder, built by Hydra.
         optimizer: partial optimizer taking the parameters (``_partial_: true``).
         scheduler: optional partial LR scheduler taking the optimizer.
+        freeze_decoder: train the encoder alone; the decoder keeps its weights and batch
+            statistics (eval mode). For adapting a trained encoder to another input
+            distribution (e.g. T unwrapped by the geometry stage, started with
+            ``init_weights=``) while the decoder, and the enhancer trained on its output,
+            stay valid.
     """
 
     def __init__(
@@ -32,6 +37,7 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         optimizer: Callable,
         scheduler: Callable | None = None,
         log_images_every_n_epochs: int = 1,
+        freeze_decoder: bool = False,
     ) -> None:
         super().__init__()
         # Optimizer factories stay out of the hyperparameters so checkpoints hold only plain
@@ -40,6 +46,9 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.net = net
         self.kind = net.kind
+        self.freeze_decoder = freeze_decoder
+        if freeze_decoder:
+            net.decoder.requires_grad_(False)
 
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
         return self.net(texture)
@@ -53,6 +62,8 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         return loss, pred, target
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if self.freeze_decoder:  # here: Lightning sets the modes of every submodule itself
+            self.net.decoder.eval()
         loss, _, _ = self._step(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.batch_size)
         return loss
@@ -75,7 +86,8 @@ class ReflectanceAutoencoderModule(pl.LightningModule):
         return bool(n) and self.current_epoch % n == 0 and not self.trainer.sanity_checking
 
     def configure_optimizers(self):
-        return build_optimizer(self.optimizer_factory, self.scheduler_factory, self.net.parameters())
+        params = [q for q in self.net.parameters() if q.requires_grad]
+        return build_optimizer(self.optimizer_factory, self.scheduler_factory, params)
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """Weights in :class:`~facerefl.models.networks.ReflectanceBranch` layout."""

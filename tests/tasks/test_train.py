@@ -75,6 +75,18 @@ def test_init_weights_starts_from_an_export(tmp_path, name, shipped):
         train(bad)
 
 
+def test_freeze_decoder_trains_the_encoder_alone(tmp_path):
+    args = ["experiment=albedo_ae", "trainer.max_steps=3", "model.freeze_decoder=true"]
+    start = train(compose_train(tmp_path / "a", args + ["train=false"])).model  # same seed, same start
+    before = {k: v.clone() for k, v in start.net.state_dict().items()}
+    result = train(compose_train(tmp_path / "b", args))
+    after = result.model.net.state_dict()
+    dec = [k for k in before if k.startswith("decoder.")]
+    enc = [k for k in before if k.startswith("encoder.") and before[k].is_floating_point()]
+    assert dec and all(torch.equal(before[k], after[k]) for k in dec)  # weights and BN statistics
+    assert any(not torch.equal(before[k], after[k]) for k in enc)
+
+
 # ---------------------------------------------------------------- CLI, DDP, resume, W&B
 import os  # noqa: E402
 import signal  # noqa: E402
