@@ -176,9 +176,10 @@ def cache_batches(folder: Path, batch_size: int = 8) -> list:
 
 
 def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str], run_root: Path,
-               reuse: bool, record: dict):
+               reuse: bool, record: dict, per_stage: dict[str, list[str]] | None = None):
     """Train ``stages`` in order (one :func:`train` call each, exports and records under
-    ``run_root/stages``), appending their records to ``record["stages"]``.
+    ``run_root/stages``), appending their records to ``record["stages"]``. ``per_stage``
+    adds overrides to single stages (after ``common``).
 
     With ``reuse``, a stage whose export and record exist is not trained again, and a stage
     that was interrupted resumes from its last checkpoint (:func:`resume_point`). Returns
@@ -191,7 +192,7 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
                  f"trainer.val_check_interval={min(steps[stage], 500)}"]
         if stage.endswith("_enh"):
             extra.append(f"model.autoencoder_weights={stage_dir / stage.replace('_enh', '_ae')}.safetensors")
-        cfg = compose_stage(stage, run_root, common + extra)
+        cfg = compose_stage(stage, run_root, common + extra + list((per_stage or {}).get(stage, [])))
         done = stage_dir / f"{stage}.json"
         if reuse and done.is_file() and (stage_dir / f"{stage}.safetensors").is_file():
             record["stages"].append(json.loads(done.read_text(encoding="utf-8")))

@@ -1,0 +1,200 @@
+"""``python -m facerefl.tasks.adapt``: adapt shipped networks to the texture the fit sees.
+
+The networks of ``train_all`` learn from T unwrapped with each synthetic scene's own mesh.
+A photo's T is unwrapped with the geometry stage's fit instead: misaligned features,
+background at the borders, another visibility mask. This task fine-tunes, on a cache made
+with ``make_cache --unwrap photo``:
+
+1. the three encoders (``experiment=<kind>_ae model.freeze_decoder=true``): the decoders,
+   and so the detail enhancers trained on their output, are kept;
+2. the albedo-level regressor and the SH light regressor;
+
+each started from the base checkpoint's weights (``init_weights=``). The result is written
+as a checkpoint folder that borrows every unchanged tensor from the base (``base`` in its
+``config.json``), with ``metrics.json`` and ``MODEL_CARD.md``: validation of the base and of
+the adapted networks on held-out photo-unwrapped examples and on the base's own stored
+validation set. With ``--reuse`` finished stages are kept and an interrupted one resumes
+from its last checkpoint, so the run can span sessions.
+
+Measurements and the commands of the shipped ``cpu_x10_photo``: ``docs/photo_unwrap.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from facerefl.data.cache import cache_count, read_manifest
+from facerefl.errors import InputError
+from facerefl.fsutil import atomic_write_text
+from facerefl.models.evaluation import evaluate_networks
+from facerefl.models.networks import ReflectanceNetworks
+from facerefl.tasks.train_all import (VAL_FILE, _shown_path, cache_batches, load_validation_set,
+                                      run_stages)
+
+#: Stages in order, with their own overrides (the base file each starts from is added).
+STAGES: dict[str, list[str]] = {
+    "albedo_ae": ["model.freeze_decoder=true", "model.optimizer.lr=3e-4"],
+    "specular_ae": ["model.freeze_decoder=true", "model.optimizer.lr=3e-4"],
+    "normal_ae": ["model.freeze_decoder=true", "model.optimizer.lr=3e-4"],
+    "level": ["data.batch_size=32", "model.optimizer.lr=5e-4"],
+    "light": ["model.optimizer.lr=3e-4"],
+}
+#: The base checkpoint file each stage starts from, and which module its export replaces.
+SOURCES = {"albedo_ae": "albedo", "specular_ae": "specular", "normal_ae": "normal",
+           "level": "level", "light": "light"}
+#: Metrics the card shows: key of evaluate_networks, label.
+CARD_METRICS = (("albedo/psnr", "albedo (enhanced)"), ("albedo/psnr_decoder", "albedo (decoder)"),
+                ("specular/psnr", "specular"), ("normal/psnr", "normal"), ("light/psnr", "light"),
+                ("level/rms_log", "level, RMS log error"))
+
+
+def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> ReflectanceNetworks:
+    """The base networks with each of ``stages``' exports (``stage_dir/<stage>.safetensors``)
+    in place of the module it adapted (an encoder stage replaces the whole autoencoder,
+    whose decoder it left unchanged)."""
+    nets = ReflectanceNetworks.from_safetensors(base)
+    for stage in stages:
+        state = load_file(str(stage_dir / f"{stage}.safetensors"))
+        part = SOURCES[stage]
+        if part in ("albedo", "specular", "normal"):
+            prefix = "autoencoder."
+            nets.branch(part).autoencoder.load_state_dict(
+                {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        elif getattr(nets, part) is None:
+            raise InputError(f"the base {base} has no {part} network to adapt")
+        else:
+            getattr(nets, part).load_state_dict(state)
+    return nets
+
+
+def _validate(nets: ReflectanceNetworks, sets: dict[str, list]) -> dict[str, dict[str, float]]:
+    with torch.no_grad():
+        return {name: evaluate_networks(nets, batches) for name, batches in sets.items()}
+
+
+def adapt_card(name: str, record: dict) -> str:
+    """MODEL_CARD.md of an adapted checkpoint from its ``metrics.json`` record."""
+    v = record["validation"]
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"`{record['base']}` with its encoders, albedo-level regressor and light regressor",
+        "fine-tuned on textures unwrapped by the geometry stage from the rendered photos",
+        "(`make_cache --unwrap photo`), as the fit of a user's photo unwraps them. The decoders",
+        "and detail enhancers are the base's: this folder stores only the changed tensors and",
+        "borrows the rest from the base (`base` in `config.json`, pinned by sha256).",
+        "",
+        f"Load: `ReflectanceNetworks.load_shipped(\"{name}\")`, or `checkpoint={name}` in the",
+        "entry points.",
+        "",
+        "## Training",
+        "",
+        f"- data: {record['data']['train']}",
+        f"- validation: {record['data']['val']}",
+        f"- command: `{record['command']}`",
+        "",
+        "| stage | starts from | optimizer steps | batch | wall time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for s in record["stages"]:
+        lines.append(f"| {s['stage']} | base `{SOURCES[s['stage']]}.safetensors` | {s['steps']} | "
+                     f"{s['batch_size']} | {s['wall_s']:.0f} |")
+    lines += ["", f"Total: {sum(s['wall_s'] for s in record['stages']) / 60:.1f} CPU-minutes on "
+              f"{record['machine']}.", "", "## Validation", ""]
+    for set_name, label in (("photo", "held-out photo-unwrapped examples (what the fit sees)"),
+                            ("truth", "the base's stored validation set (T from each scene's own mesh)")):
+        n = int(v["adapted"][set_name]["num_examples"])
+        lines += [f"On {n} {label}; PSNR in dB:", "", "| metric | base | adapted |", "|---|---|---|"]
+        for key, text in CARD_METRICS:
+            b, a = v["base"][set_name].get(key), v["adapted"][set_name].get(key)
+            if a is None or b is None:
+                continue
+            d = 3 if "rms" in key else 2
+            lines.append(f"| {text} | {b:.{d}f} | {a:.{d}f} |")
+        lines.append("")
+    lines += ["The adapted networks are worse on the second set: there the textures are aligned with",
+              "the maps, which a photo's never are. Table 1, consistency and photo numbers of the",
+              "default pipeline with these networks: `docs/photo_unwrap.md`.", ""]
+    if record.get("note"):
+        lines += ["## Note", "", record["note"], ""]
+    return "\n".join(lines)
+
+
+def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, steps: dict[str, int],
+          threads: int = 1, reuse: bool = False, note: str = "", val_examples: int = 256,
+          command: str = "") -> dict:
+    """Run the stages, compose, validate, write ``out``; returns the metrics record."""
+    base = Path(base)
+    for folder in [*caches, val]:
+        read_manifest(folder)  # a missing cache fails before any training
+    for stage in STAGES:
+        if not (base / f"{SOURCES[stage]}.safetensors").is_file():
+            raise InputError(f"{base} has no {SOURCES[stage]}.safetensors to start {stage} from")
+    cache_arg = "[" + ",".join(str(c) for c in caches) + "]"
+    common = [f"data.cache_dir={cache_arg}", f"data.val_cache_dir={val}", f"torch_threads={threads}"]
+    per_stage = {s: [*o, f"init_weights={base / SOURCES[s]}.safetensors"] for s, o in STAGES.items()}
+    record: dict = {"stages": []}
+    run_stages(tuple(STAGES), steps, common, run_root, reuse, record, per_stage)
+    nets = compose_networks(base, run_root / "stages", list(STAGES))
+    sets = {"photo": cache_batches(val)[: max(1, val_examples // 8)],
+            "truth": load_validation_set(base / VAL_FILE)}
+    validation = {"base": _validate(ReflectanceNetworks.from_safetensors(base), sets),
+                  "adapted": _validate(nets, sets)}
+    rel_base = _shown_path(str(base))
+    record.update({
+        "base": rel_base,
+        "data": {"train": f"{cache_count(caches)} examples in "
+                          + " + ".join(_shown_path(str(c)) for c in caches) + " (make_cache --unwrap photo)",
+                 "val": f"the first {sets['photo'][0].batch_size * len(sets['photo'])} of "
+                        f"{_shown_path(str(val))}; and {VAL_FILE} of the base"},
+        "validation": validation,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "command": command,
+        "note": note,
+    })
+    nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.adapt"}, base=base)
+    atomic_write_text(out / "metrics.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "MODEL_CARD.md", adapt_card(out.name, record))
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facerefl.tasks.adapt", description=__doc__.split("\n\n")[0])
+    p.add_argument("--base", type=Path, default=Path("data/checkpoints/cpu_x10"), help="checkpoint to adapt")
+    p.add_argument("--cache", type=Path, nargs="+", required=True,
+                   help="training cache folder(s) made with make_cache --unwrap photo")
+    p.add_argument("--val", type=Path, required=True, help="held-out cache made the same way")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    p.add_argument("--run-root", type=Path, default=Path("outputs/adapt"), help="stage runs and exports")
+    p.add_argument("--encoder-steps", type=int, default=3000)
+    p.add_argument("--level-steps", type=int, default=3000)
+    p.add_argument("--light-steps", type=int, default=3000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reuse", action="store_true", help="keep finished stages, resume an interrupted one")
+    p.add_argument("--val-examples", type=int, default=256)
+    p.add_argument("--note", default="")
+    args = p.parse_args(argv)
+    steps = {"albedo_ae": args.encoder_steps, "specular_ae": args.encoder_steps, "normal_ae": args.encoder_steps,
+             "level": args.level_steps, "light": args.light_steps}
+    t0 = time.perf_counter()
+    try:
+        adapt(args.base, args.cache, args.val, args.out, args.run_root, steps, args.threads, args.reuse,
+              args.note, args.val_examples, command="python -m facerefl.tasks.adapt " + " ".join(
+                  _shown_path(a) if Path(a).exists() else a for a in (argv if argv is not None else sys.argv[1:])))
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"[adapt] wrote {args.out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
