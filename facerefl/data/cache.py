@@ -126,10 +126,10 @@ def write_cache(
     for old in out.glob("shard_*.safetensors"):
         old.unlink()
     t0 = time.perf_counter()
-    shards, pending, pending_seeds, stored, skipped = [], [], [], None, {}
+    shards, pending, pending_seeds, stored, skipped = [], [], [], None, {}  # skipped: seed -> reason
     for i, ex in enumerate(generate(settings, seeds, workers)):
         if isinstance(ex, str):
-            skipped[int(seeds[i])] = ex
+            skipped[str(seeds[i])] = ex
         else:
             # kept fields only, stored precision: a shard waits in memory until it is complete
             pending.append({k: (v.half() if half and v.is_floating_point() else v)
@@ -157,7 +157,7 @@ def write_cache(
         "shards": shards,
     }
     if skipped:
-        manifest["skipped"] = {str(k): v for k, v in skipped.items()}
+        manifest["skipped"] = skipped
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1), make_parents=True)
     return manifest
 
@@ -221,6 +221,13 @@ class CachedDataset(torch.utils.data.Dataset):
         return ReflectanceBatch(**{name: _widen(f.get_slice(name)[j:j + 1]) for name in f.keys()})
 
 
+def cache_folders(folders: "Path | str | Sequence[Path | str]") -> list[Path]:
+    """One cache folder or several as a list of paths (``~`` expanded)."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    return [Path(f).expanduser() for f in folders]
+
+
 def open_caches(folders: "Path | str | Sequence[Path | str]") -> torch.utils.data.Dataset:
     """One cache folder as a :class:`CachedDataset`, or several (made with disjoint seeds,
     e.g. a larger training set grown in steps) as their concatenation, in the given order.
@@ -228,9 +235,7 @@ def open_caches(folders: "Path | str | Sequence[Path | str]") -> torch.utils.dat
     Raises:
         InputError: a folder holds no cache, or the folders store different fields.
     """
-    if isinstance(folders, (str, Path)):
-        return CachedDataset(folders)
-    sets = [CachedDataset(Path(f).expanduser()) for f in folders]
+    sets = [CachedDataset(f) for f in cache_folders(folders)]
     if not sets:
         raise InputError("an empty list of cache folders")
     for ds in sets[1:]:
@@ -242,9 +247,7 @@ def open_caches(folders: "Path | str | Sequence[Path | str]") -> torch.utils.dat
 
 def cache_count(folders: "Path | str | Sequence[Path | str]") -> int:
     """Examples in one cache folder or in several together."""
-    if isinstance(folders, (str, Path)):
-        folders = [folders]
-    return sum(int(read_manifest(Path(f).expanduser())["count"]) for f in folders)
+    return sum(int(read_manifest(f)["count"]) for f in cache_folders(folders))
 
 
 class SyntheticDataset(torch.utils.data.Dataset):

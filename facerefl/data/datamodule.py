@@ -69,8 +69,7 @@ class SyntheticDataModule(pl.LightningDataModule):
             effects=EffectSettings() if effects else EffectSettings.off())
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.num_train, self.num_val, self.train_seed = int(num_train), int(num_val), int(train_seed)
-        self.cache_dir = ((Path(cache_dir).expanduser() if isinstance(cache_dir, (str, Path))
-                           else [Path(c).expanduser() for c in cache_dir]) if cache_dir else None)
+        self.cache_dir = cache_dir or None
         self.val_cache_dir = Path(val_cache_dir).expanduser() if val_cache_dir else None
         self.fresh_each_epoch = bool(fresh_each_epoch)
         self.train_set: Dataset | None = None

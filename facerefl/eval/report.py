@@ -89,9 +89,9 @@ def table1_markdown(summary: dict, title: str = "Table 1") -> str:
     ]
     level = summary.get("scores", {}).get("albedo_level_log") or {}
     if level:
-        rgb = lambda v: " / ".join(f"{x:+.3f}" if v is level["mean"] else f"{x:.3f}" for x in v)  # noqa: E731
-        extra.append(f"Albedo level error (−log of the alignment scale, R / G / B): mean {rgb(level['mean'])}, "
-                     f"RMS {rgb(level['rms'])}.")
+        mean = " / ".join(f"{x:+.3f}" for x in level["mean"])
+        rms = " / ".join(f"{x:.3f}" for x in level["rms"])
+        extra.append(f"Albedo level error (−log of the alignment scale, R / G / B): mean {mean}, RMS {rms}.")
     if summary.get("failed"):
         extra.append("Failed: " + "; ".join(f"{f['name']}: {f['error']}" for f in summary["failed"]))
     return "\n".join(head + rows) + "\n\n" + "\n".join(extra) + "\n"

@@ -16,7 +16,8 @@ the adapted networks on held-out photo-unwrapped examples and on the base's own 
 validation set. With ``--reuse`` finished stages are kept and an interrupted one resumes
 from its last checkpoint, so the run can span sessions.
 
-Measurements and the commands of the shipped ``cpu_x10_photo``: ``docs/photo_unwrap.md``.
+Measurements of the same stages run by hand (session 6), and their commands:
+``docs/photo_unwrap.md``. This task itself has not been run yet.
 """
 
 from __future__ import annotations
@@ -76,8 +77,7 @@ def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> Reflecta
 
 
 def _validate(nets: ReflectanceNetworks, sets: dict[str, list]) -> dict[str, dict[str, float]]:
-    with torch.no_grad():
-        return {name: evaluate_networks(nets, batches) for name, batches in sets.items()}
+    return {name: evaluate_networks(nets, batches) for name, batches in sets.items()}
 
 
 def adapt_card(name: str, record: dict) -> str:
