@@ -76,6 +76,10 @@ def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> Reflecta
     return nets
 
 
+def _count(batches: list) -> int:
+    return sum(b.batch_size for b in batches)
+
+
 def _validate(nets: ReflectanceNetworks, sets: dict[str, list]) -> dict[str, dict[str, float]]:
     return {name: evaluate_networks(nets, batches) for name, batches in sets.items()}
 
@@ -144,8 +148,8 @@ def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, 
     record: dict = {"stages": []}
     run_stages(tuple(STAGES), steps, common, run_root, reuse, record, per_stage)
     nets = compose_networks(base, run_root / "stages", list(STAGES))
-    sets = {"photo": cache_batches(val)[: max(1, val_examples // 8)],
-            "truth": load_validation_set(base / VAL_FILE)}
+    sets = {"photo": cache_batches(val, count=val_examples),
+            "truth": load_validation_set(base / VAL_FILE, count=val_examples)}
     validation = {"base": _validate(ReflectanceNetworks.from_safetensors(base), sets),
                   "adapted": _validate(nets, sets)}
     rel_base = _shown_path(str(base))
@@ -153,8 +157,8 @@ def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, 
         "base": rel_base,
         "data": {"train": f"{cache_count(caches)} examples in "
                           + " + ".join(_shown_path(str(c)) for c in caches) + " (make_cache --unwrap photo)",
-                 "val": f"the first {sets['photo'][0].batch_size * len(sets['photo'])} of "
-                        f"{_shown_path(str(val))}; and {VAL_FILE} of the base"},
+                 "val": f"the first {_count(sets['photo'])} examples of {_shown_path(str(val))}; "
+                        f"the first {_count(sets['truth'])} of {VAL_FILE} of the base"},
         "validation": validation,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "command": command,
@@ -188,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         adapt(args.base, args.cache, args.val, args.out, args.run_root, steps, args.threads, args.reuse,
               args.note, args.val_examples, command="python -m facerefl.tasks.adapt " + " ".join(
-                  _shown_path(a) if Path(a).exists() else a for a in (argv if argv is not None else sys.argv[1:])))
+                  _shown_path(a) if "/" in a and not a.startswith("-") else a
+                  for a in (argv if argv is not None else sys.argv[1:])))
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -168,11 +168,13 @@ def compose_stage(stage: str, run_root: Path, overrides: list[str]) -> OmegaConf
     return cfg
 
 
-def cache_batches(folder: Path, batch_size: int = 8) -> list:
-    """A cache folder as a list of :class:`~facerefl.data.types.ReflectanceBatch`, in order."""
+def cache_batches(folder: Path, batch_size: int = 8, count: int | None = None) -> list:
+    """A cache folder as a list of :class:`~facerefl.data.types.ReflectanceBatch`, in order;
+    the first ``count`` examples only when given."""
     ds = CachedDataset(folder)
-    return [collate_reflectance([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
-            for i in range(0, len(ds), batch_size)]
+    n = len(ds) if count is None else min(count, len(ds))
+    return [collate_reflectance([ds[j] for j in range(i, min(i + batch_size, n))])
+            for i in range(0, n, batch_size)]
 
 
 def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str], run_root: Path,
