@@ -59,15 +59,16 @@ CARD_METRICS = (("albedo/psnr", "albedo (enhanced)"), ("albedo/psnr_decoder", "a
 
 def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> ReflectanceNetworks:
     """The base networks with each of ``stages``' exports (``stage_dir/<stage>.safetensors``)
-    in place of the module it adapted (an encoder stage replaces the whole autoencoder,
-    whose decoder it left unchanged)."""
+    in place of the module it adapted: an encoder stage (``<kind>_ae``) replaces the whole
+    autoencoder, whose decoder it left unchanged; an enhancer stage (``<kind>_enh``) the
+    enhancer."""
     nets = ReflectanceNetworks.from_safetensors(base)
     for stage in stages:
         state = load_file(str(stage_dir / f"{stage}.safetensors"))
         part = SOURCES[stage]
         if part in ("albedo", "specular", "normal"):
-            prefix = "autoencoder."
-            nets.branch(part).autoencoder.load_state_dict(
+            prefix = "enhancer." if stage.endswith("_enh") else "autoencoder."
+            getattr(nets.branch(part), prefix[:-1]).load_state_dict(
                 {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         elif getattr(nets, part) is None:
             raise InputError(f"the base {base} has no {part} network to adapt")
