@@ -37,7 +37,7 @@ from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write_text
 from facerefl.models.evaluation import evaluate_networks
 from facerefl.models.networks import ReflectanceNetworks
-from facerefl.tasks.train_all import (VAL_FILE, _shown_path, cache_batches, load_validation_set,
+from facerefl.tasks.train_all import (QUICK_VAL, VAL_FILE, _shown_path, cache_batches, load_validation_set,
                                       run_stages)
 
 #: Stages in order, with their own overrides (the base file each starts from is added).
@@ -161,6 +161,8 @@ def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, 
                  "val": f"the first {_count(sets['photo'])} examples of {_shown_path(str(val))}; "
                         f"the first {_count(sets['truth'])} of {VAL_FILE} of the base"},
         "validation": validation,
+        # what the test suite re-checks: the base's first QUICK_VAL stored examples
+        "quick": evaluate_networks(nets, load_validation_set(base / VAL_FILE, count=QUICK_VAL)),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "command": command,
         "note": note,

@@ -74,6 +74,7 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     for who in ("base", "adapted"):
         assert v[who]["photo"]["num_examples"] == 2 and v[who]["truth"]["num_examples"] == 2
     assert v["adapted"]["photo"]["albedo/psnr"] != v["base"]["photo"]["albedo/psnr"]
+    assert record["quick"]["num_examples"] == 8  # the shipped-weights test re-checks these
     card = (out / "MODEL_CARD.md").read_text()
     assert "| albedo (decoder) |" in card and "| level, RMS log error |" in card
     assert str(tmp_path) not in card and "3 examples" not in card and "1 examples in" in card
