@@ -102,9 +102,10 @@ def ensure_cache(folder: Path, count: int, data_cfg, workers: int = 2, code: Pat
     """
     manifest = folder / "manifest.json"
     if manifest.is_file():
-        have = json.loads(manifest.read_text(encoding="utf-8")).get("count")
+        m = json.loads(manifest.read_text(encoding="utf-8"))
+        have = m.get("count", 0) + len(m.get("skipped", {}))  # seeds the generator rejected count too
         if have != count:
-            raise InputError(f"{folder} holds a cache of {have} examples, not {count}; "
+            raise InputError(f"{folder} holds a cache of {have} seeds, not {count}; "
                              "remove it or pass another --run-root")
         return folder
     argv = ["--out", str(folder), "--n", str(count), "--seed", str(data_cfg.train_seed if seed is None else seed),

@@ -243,9 +243,12 @@ def test_existing_cache_of_another_size_is_refused(tmp_path):
     from facerefl.tasks import train_all
 
     (tmp_path / "manifest.json").write_text(json.dumps({"count": 3}))
-    with pytest.raises(InputError, match="3 examples, not 8"):
+    with pytest.raises(InputError, match="3 seeds, not 8"):
         train_all.ensure_cache(tmp_path, 8, None)
     assert train_all.ensure_cache(tmp_path, 3, None) == tmp_path
+    # a cache whose generator rejected seeds (make_cache --unwrap photo) holds fewer examples
+    (tmp_path / "manifest.json").write_text(json.dumps({"count": 3, "skipped": {"4": "no face"}}))
+    assert train_all.ensure_cache(tmp_path, 4, None) == tmp_path
 
 
 @pytest.mark.slow
