@@ -1,11 +1,13 @@
-"""The committed CPU weights (data/checkpoints/cpu, and the scaled run cpu_x10) load
-without unpickling and reproduce the validation numbers of their model cards."""
+"""The committed CPU weights (data/checkpoints/cpu, the scaled run cpu_x10, and cpu_x10_photo
+adapted from it) load without unpickling and reproduce the validation numbers of their
+model cards."""
 
 import json
 
 import pytest
 from safetensors import safe_open
 
+from facerefl.assets import sha256_file
 from facerefl.models.evaluation import evaluate_networks
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
 from facerefl.models.presets import preset_sizes
@@ -72,3 +74,31 @@ def test_enhancers_add_detail_over_the_decoder():
     m = RECORD["metrics"]
     for k in ("albedo", "specular", "normal"):
         assert m[f"{k}/detail_psnr"] > m[f"{k}/detail_psnr_decoder"], k
+
+
+# ---------------------------------------------------------------- adapted checkpoints
+#: folders written by ``facerefl.tasks.adapt``: only changed tensors, the rest borrowed
+ADAPTED = {"cpu_x10_photo": "cpu_x10"}
+
+
+@pytest.mark.parametrize("name", ADAPTED)
+def test_adapted_checkpoint_borrows_from_its_pinned_base(name):
+    folder, base = shipped_dir(name), shipped_dir(ADAPTED[name])
+    cfg = json.loads((folder / "config.json").read_text())
+    assert (folder / cfg["base"]["folder"]).resolve() == base.resolve()
+    for file, digest in cfg["base"]["sha256"].items():
+        assert sha256_file(base / file) == digest, file
+    own = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    theirs = sum(f.stat().st_size for f in base.glob("*.safetensors") if f.name != VAL_FILE)
+    assert own < 0.7 * theirs  # the decoders and enhancers are the base's
+    nets = ReflectanceNetworks.load_shipped(name)
+    assert nets.cfg == preset_sizes("cpu")
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "| albedo (decoder) |" in card and not any(p in card for p in ("/tmp/", "/work/", "/root/", "/home/"))
+
+
+@pytest.mark.parametrize("name", ADAPTED)
+def test_adapted_quick_validation_numbers_reproduce(name):
+    nets = ReflectanceNetworks.load_shipped(name)
+    batches = load_validation_set(shipped_dir(ADAPTED[name]) / VAL_FILE, count=QUICK_VAL)
+    _check(evaluate_networks(nets, batches), _record(name)["quick"])
