@@ -5,9 +5,11 @@ A photo's T is unwrapped with the geometry stage's fit instead: misaligned featu
 background at the borders, another visibility mask. This task fine-tunes, on a cache made
 with ``make_cache --unwrap photo``:
 
-1. the three encoders (``experiment=<kind>_ae model.freeze_decoder=true``): the decoders,
-   and so the detail enhancers trained on their output, are kept;
+1. the three encoders (``experiment=<kind>_ae model.freeze_decoder=true``): the decoders
+   are kept;
 2. the albedo-level regressor and the SH light regressor;
+3. optionally (``--stages``), the albedo and specular detail enhancers, on the decoded maps
+   of their adapted encoders (the specular one also reads T);
 
 each started from the base checkpoint's weights (``init_weights=``). The result is written
 as a checkpoint folder that borrows every unchanged tensor from the base (``base`` in its
@@ -16,8 +18,8 @@ the adapted networks on held-out photo-unwrapped examples and on the base's own 
 validation set. With ``--reuse`` finished stages are kept and an interrupted one resumes
 from its last checkpoint, so the run can span sessions.
 
-Measurements of the same stages run by hand (session 6), and their commands:
-``docs/photo_unwrap.md``. This task itself has not been run yet.
+What it changes, and the commands that made ``data/checkpoints/cpu_x10_photo``:
+``docs/photo_unwrap.md``.
 """
 
 from __future__ import annotations
@@ -47,10 +49,21 @@ STAGES: dict[str, list[str]] = {
     "normal_ae": ["model.freeze_decoder=true", "model.optimizer.lr=3e-4"],
     "level": ["data.batch_size=32", "model.optimizer.lr=5e-4"],
     "light": ["model.optimizer.lr=3e-4"],
+    # an enhancer learns from its (adapted) autoencoder's decoded maps: run_stages points
+    # model.autoencoder_weights at that stage's export
+    "albedo_enh": ["model.optimizer_g.lr=1e-4"],
+    "specular_enh": ["model.optimizer_g.lr=1e-4"],
 }
+#: The stages ``adapt`` runs unless told otherwise.
+DEFAULT_STAGES = ("albedo_ae", "specular_ae", "normal_ae", "level", "light")
 #: The base checkpoint file each stage starts from, and which module its export replaces.
 SOURCES = {"albedo_ae": "albedo", "specular_ae": "specular", "normal_ae": "normal",
-           "level": "level", "light": "light"}
+           "level": "level", "light": "light", "albedo_enh": "albedo", "specular_enh": "specular"}
+#: How the card names each stage's network.
+STAGE_NAMES = {"albedo_ae": "the albedo encoder", "specular_ae": "the specular encoder",
+               "normal_ae": "the normal encoder", "level": "the albedo-level regressor",
+               "light": "the SH light regressor", "albedo_enh": "the albedo detail enhancer",
+               "specular_enh": "the specular detail enhancer"}
 #: Metrics the card shows: key of evaluate_networks, label.
 CARD_METRICS = (("albedo/psnr", "albedo (enhanced)"), ("albedo/psnr_decoder", "albedo (decoder)"),
                 ("specular/psnr", "specular"), ("normal/psnr", "normal"), ("light/psnr", "light"),
@@ -91,11 +104,11 @@ def adapt_card(name: str, record: dict) -> str:
     lines = [
         f"# Model card: `{name}`",
         "",
-        f"`{record['base']}` with its encoders, albedo-level regressor and light regressor",
-        "fine-tuned on textures unwrapped by the geometry stage from the rendered photos",
-        "(`make_cache --unwrap photo`), as the fit of a user's photo unwraps them. The decoders",
-        "and detail enhancers are the base's: this folder stores only the changed tensors and",
-        "borrows the rest from the base (`base` in `config.json`, pinned by sha256).",
+        f"`{record['base']}` with these networks fine-tuned on textures unwrapped by the geometry",
+        "stage from the rendered photos (`make_cache --unwrap photo`), as the fit of a user's",
+        "photo unwraps them: " + ", ".join(STAGE_NAMES[s["stage"]] for s in record["stages"]) + ".",
+        "The decoders and every other network are the base's: this folder stores only the changed",
+        "tensors and borrows the rest from the base (`base` in `config.json`, pinned by sha256).",
         "",
         f"Load: `ReflectanceNetworks.load_shipped(\"{name}\")`, or `checkpoint={name}` in the",
         "entry points.",
@@ -136,19 +149,27 @@ def adapt_card(name: str, record: dict) -> str:
 def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, steps: dict[str, int],
           threads: int = 1, reuse: bool = False, note: str = "", val_examples: int = 256,
           command: str = "") -> dict:
-    """Run the stages, compose, validate, write ``out``; returns the metrics record."""
+    """Run the stages named in ``steps`` (in :data:`STAGES` order), compose, validate, write
+    ``out``; returns the metrics record."""
     base = Path(base)
+    stages = [s for s in STAGES if s in steps]
+    unknown = sorted(set(steps) - set(STAGES))
+    if unknown:
+        raise InputError(f"unknown stage {unknown[0]}; choose from {', '.join(STAGES)}")
+    for stage in stages:
+        if stage.endswith("_enh") and stage.replace("_enh", "_ae") not in stages:
+            raise InputError(f"{stage} learns from its adapted encoder: add {stage.replace('_enh', '_ae')}")
     for folder in [*caches, val]:
         read_manifest(folder)  # a missing cache fails before any training
-    for stage in STAGES:
+    for stage in stages:
         if not (base / f"{SOURCES[stage]}.safetensors").is_file():
             raise InputError(f"{base} has no {SOURCES[stage]}.safetensors to start {stage} from")
     cache_arg = "[" + ",".join(str(c) for c in caches) + "]"
     common = [f"data.cache_dir={cache_arg}", f"data.val_cache_dir={val}", f"torch_threads={threads}"]
-    per_stage = {s: [*o, f"init_weights={base / SOURCES[s]}.safetensors"] for s, o in STAGES.items()}
+    per_stage = {s: [*STAGES[s], f"init_weights={base / SOURCES[s]}.safetensors"] for s in stages}
     record: dict = {"stages": []}
-    run_stages(tuple(STAGES), steps, common, run_root, reuse, record, per_stage)
-    nets = compose_networks(base, run_root / "stages", list(STAGES))
+    run_stages(tuple(stages), steps, common, run_root, reuse, record, per_stage)
+    nets = compose_networks(base, run_root / "stages", stages)
     sets = {"photo": cache_batches(val, count=val_examples),
             "truth": load_validation_set(base / VAL_FILE, count=val_examples)}
     validation = {"base": _validate(ReflectanceNetworks.from_safetensors(base), sets),
@@ -184,13 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-steps", type=int, default=3000)
     p.add_argument("--level-steps", type=int, default=3000)
     p.add_argument("--light-steps", type=int, default=3000)
+    p.add_argument("--enhancer-steps", type=int, default=1500,
+                   help="optimizer steps of an enhancer stage (generator and discriminator steps both count)")
+    p.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=list(STAGES),
+                   help="stages to adapt (an enhancer needs its encoder stage)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true", help="keep finished stages, resume an interrupted one")
     p.add_argument("--val-examples", type=int, default=256)
     p.add_argument("--note", default="")
     args = p.parse_args(argv)
-    steps = {"albedo_ae": args.encoder_steps, "specular_ae": args.encoder_steps, "normal_ae": args.encoder_steps,
-             "level": args.level_steps, "light": args.light_steps}
+    per_kind = {"ae": args.encoder_steps, "enh": args.enhancer_steps, "level": args.level_steps,
+                "light": args.light_steps}
+    steps = {s: per_kind[s.rsplit("_", 1)[-1]] for s in args.stages}
     t0 = time.perf_counter()
     try:
         adapt(args.base, args.cache, args.val, args.out, args.run_root, steps, args.threads, args.reuse,

@@ -20,6 +20,8 @@ CPU_SIZES = GeneratorSettings(sizes=Sizes(image=256, texture=128, detail=128), b
 def _stage_state(nets: ReflectanceNetworks, stage: str) -> dict[str, torch.Tensor]:
     """What the stage's export holds, as ``train.py`` writes it."""
     part = adapt.SOURCES[stage]
+    if stage.endswith("_enh"):
+        return {f"enhancer.{k}": v.clone() for k, v in nets.branch(part).enhancer.state_dict().items()}
     if part in ("albedo", "specular", "normal"):
         return {f"autoencoder.{k}": v.clone() for k, v in nets.branch(part).autoencoder.state_dict().items()}
     return {k: v.clone() for k, v in getattr(nets, part).state_dict().items()}
@@ -35,7 +37,7 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
         for stage in stages:
             state = _stage_state(base_nets, stage)
             key = next(k for k, v in state.items() if v.is_floating_point()
-                       and (stage in ("level", "light") or k.startswith("autoencoder.encoder.")))
+                       and (not stage.endswith("_ae") or k.startswith("autoencoder.encoder.")))
             state[key] = state[key] + 0.01
             changed[stage] = key
             save_file(state, str(stage_dir / f"{stage}.safetensors"))
@@ -48,26 +50,28 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     write_cache(cache, CPU_SIZES, [1], shard_size=1)
     write_cache(val, CPU_SIZES, [2, 3, 4], shard_size=2)
     rc = adapt.main(["--base", str(BASE), "--cache", str(cache), "--val", str(val), "--out", str(out),
-                     "--run-root", str(tmp_path / "runs"), "--encoder-steps", "7", "--val-examples", "2"])
+                     "--run-root", str(tmp_path / "runs"), "--encoder-steps", "7", "--val-examples", "2",
+                     "--stages", *adapt.DEFAULT_STAGES, "albedo_enh"])
     assert rc == 0
     # each stage starts from its base file; encoders keep their decoders
-    assert calls["steps"] == {"albedo_ae": 7, "specular_ae": 7, "normal_ae": 7, "level": 3000, "light": 3000}
+    assert calls["steps"] == {"albedo_ae": 7, "specular_ae": 7, "normal_ae": 7, "level": 3000, "light": 3000,
+                              "albedo_enh": 1500}
     assert f"data.cache_dir=[{cache}]" in calls["common"]
-    for stage, part in adapt.SOURCES.items():
-        assert f"init_weights={BASE / part}.safetensors" in calls["per_stage"][stage]
+    for stage in calls["steps"]:
+        assert f"init_weights={BASE / adapt.SOURCES[stage]}.safetensors" in calls["per_stage"][stage]
         assert ("model.freeze_decoder=true" in calls["per_stage"][stage]) == stage.endswith("_ae")
 
     # the folder holds only the changed tensors and loads as base + changes
     cfg = json.loads((out / "config.json").read_text())
     assert set(cfg["base"]["sha256"]) == {"albedo.safetensors", "specular.safetensors", "normal.safetensors",
                                           "light.safetensors", "level.safetensors"}
-    assert load_file(str(out / "albedo.safetensors")).keys() == {changed["albedo_ae"]}
+    assert load_file(str(out / "albedo.safetensors")).keys() == {changed["albedo_ae"], changed["albedo_enh"]}
     assert load_file(str(out / "level.safetensors")).keys() == {changed["level"]}
     got, ref = ReflectanceNetworks.from_safetensors(out), base_nets
     for name, state in got._weight_states().items():
         theirs = ref._weight_states()[name]
         differ = {k for k in state if not torch.equal(state[k], theirs[k])}
-        assert len(differ) == 1, (name, differ)
+        assert len(differ) == (2 if name == "albedo.safetensors" else 1), (name, differ)
 
     record = json.loads((out / "metrics.json").read_text())
     v = record["validation"]
@@ -77,7 +81,15 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     assert record["quick"]["num_examples"] == 8  # the shipped-weights test re-checks these
     card = (out / "MODEL_CARD.md").read_text()
     assert "| albedo (decoder) |" in card and "| level, RMS log error |" in card
+    assert "the albedo detail enhancer" in card and "the specular detail enhancer" not in card
     assert str(tmp_path) not in card and "3 examples" not in card and "1 examples in" in card
+
+
+def test_an_enhancer_stage_needs_its_encoder_stage(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(adapt, "run_stages", lambda *a, **k: pytest.fail("trained"))
+    args = ["--cache", str(tmp_path), "--val", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert adapt.main([*args, "--stages", "level", "albedo_enh"]) == 2
+    assert "add albedo_ae" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("what, needle", [("cache", "manifest"), ("base", "no level.safetensors")])
