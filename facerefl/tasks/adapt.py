@@ -51,11 +51,13 @@ STAGES: dict[str, list[str]] = {
     "light": ["model.optimizer.lr=3e-4"],
     # an enhancer learns from its (adapted) autoencoder's decoded maps: run_stages points
     # model.autoencoder_weights at that stage's export
+    # (the specular one on the pixel loss alone: with its adversarial term it validated lower,
+    # docs/photo_unwrap.md)
     "albedo_enh": ["model.optimizer_g.lr=1e-4"],
-    "specular_enh": ["model.optimizer_g.lr=1e-4"],
+    "specular_enh": ["model.optimizer_g.lr=1e-4", "model.adversarial_weight=0"],
 }
 #: The stages ``adapt`` runs unless told otherwise.
-DEFAULT_STAGES = ("albedo_ae", "specular_ae", "normal_ae", "level", "light")
+DEFAULT_STAGES = tuple(STAGES)
 #: The base checkpoint file each stage starts from, and which module its export replaces.
 SOURCES = {"albedo_ae": "albedo", "specular_ae": "specular", "normal_ae": "normal",
            "level": "level", "light": "light", "albedo_enh": "albedo", "specular_enh": "specular"}

@@ -51,7 +51,7 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     write_cache(val, CPU_SIZES, [2, 3, 4], shard_size=2)
     rc = adapt.main(["--base", str(BASE), "--cache", str(cache), "--val", str(val), "--out", str(out),
                      "--run-root", str(tmp_path / "runs"), "--encoder-steps", "7", "--val-examples", "2",
-                     "--stages", *adapt.DEFAULT_STAGES, "albedo_enh"])
+                     "--stages", "albedo_ae", "specular_ae", "normal_ae", "level", "light", "albedo_enh"])
     assert rc == 0
     # each stage starts from its base file; encoders keep their decoders
     assert calls["steps"] == {"albedo_ae": 7, "specular_ae": 7, "normal_ae": 7, "level": 3000, "light": 3000,
@@ -117,7 +117,7 @@ def test_adapt_end_to_end_tiny(tmp_path):
     out = tmp_path / "adapted"
     common = ["--cache", str(tmp_path / "cache"), "--val", str(tmp_path / "val"), "--out", str(out),
               "--run-root", str(tmp_path / "runs"), "--encoder-steps", "2", "--level-steps", "2",
-              "--light-steps", "2", "--val-examples", "2", "--reuse"]
+              "--light-steps", "2", "--enhancer-steps", "2", "--val-examples", "2", "--reuse"]
     assert adapt.main(common) == 0
     stages = json.loads((out / "metrics.json").read_text())["stages"]
     assert [s["stage"] for s in stages] == list(adapt.STAGES) and all(s["steps"] == 2 for s in stages)
@@ -126,5 +126,6 @@ def test_adapt_end_to_end_tiny(tmp_path):
     dec = {k: v for k, v in nets.albedo.autoencoder.decoder.state_dict().items() if v.is_floating_point()}
     assert all(torch.equal(v, base.albedo.autoencoder.decoder.state_dict()[k]) for k, v in dec.items())
     assert not torch.equal(next(iter(nets.level.parameters())), next(iter(base.level.parameters())))
+    assert not torch.equal(next(iter(nets.albedo.enhancer.parameters())), next(iter(base.albedo.enhancer.parameters())))
     # a second call reuses every stage
     assert adapt.main(common) == 0
