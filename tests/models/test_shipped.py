@@ -3,6 +3,7 @@ adapted from it) load without unpickling and reproduce the validation numbers of
 model cards."""
 
 import json
+from pathlib import Path
 
 import pytest
 from safetensors import safe_open
@@ -102,3 +103,26 @@ def test_adapted_quick_validation_numbers_reproduce(name):
     nets = ReflectanceNetworks.load_shipped(name)
     batches = load_validation_set(shipped_dir(ADAPTED[name]) / VAL_FILE, count=QUICK_VAL)
     _check(evaluate_networks(nets, batches), _record(name)["quick"])
+
+
+def test_a_wheel_ships_every_preset_checkpoint_and_its_base():
+    """pyproject's data-files hold each preset's default checkpoint and the folder it
+    borrows from (a wheel install of session 5 lacked the default cpu_x10)."""
+    import tomllib
+
+    from omegaconf import OmegaConf
+
+    from facerefl.resources import CHECKPOINTS_DIR, CONF_DIR
+
+    root = Path(__file__).resolve().parents[2]
+    files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {k.rsplit("/", 1)[-1] for k in files if k.startswith("share/facerefl/checkpoints/")}
+    for preset in sorted((CONF_DIR / "preset").glob("*.yaml")):
+        name = OmegaConf.load(preset).get("checkpoint")
+        if name is None or not (CHECKPOINTS_DIR / name).is_dir():  # the paper preset ships none
+            continue
+        need = {name}
+        cfg = json.loads((CHECKPOINTS_DIR / name / "config.json").read_text())
+        if "base" in cfg:
+            need.add((CHECKPOINTS_DIR / name / cfg["base"]["folder"]).resolve().name)
+        assert need <= shipped, (preset.name, need - shipped)
