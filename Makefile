@@ -73,8 +73,8 @@ ADAPT_OUT ?= outputs/adapt/cpu_x10_photo
 ADAPT_SIZES := --image 256 --texture 128 --detail 128 --workers 2 --unwrap photo
 
 adapt: setup  ## adapt cpu_x10 to photo-unwrapped textures (as the shipped cpu_x10_photo) → ADAPT_OUT (~1.5 h on 2 cores)
-	test -f $(ADAPT_DIR)/val/manifest.json || $(VPY) -m facerefl.data.make_cache --out $(ADAPT_DIR)/val --n 1024 --seed 500000 --shard-size 1024 --overwrite $(ADAPT_SIZES)
-	test -f $(ADAPT_DIR)/cache/manifest.json || $(VPY) -m facerefl.data.make_cache --out $(ADAPT_DIR)/cache --n 9600 --seed 0 --shard-size 3200 --overwrite $(ADAPT_SIZES)
+	test -f $(ADAPT_DIR)/val/manifest.json || $(VPY) -m facerefl.data.make_cache --out $(ADAPT_DIR)/val --n 1024 --seed 500000 --shard-size 1024 $(ADAPT_SIZES)
+	test -f $(ADAPT_DIR)/cache/manifest.json || $(VPY) -m facerefl.data.make_cache --out $(ADAPT_DIR)/cache --n 9600 --seed 0 --shard-size 3200 $(ADAPT_SIZES)
 	$(VPY) -m facerefl.tasks.adapt --base data/checkpoints/cpu_x10 --cache $(ADAPT_DIR)/cache --val $(ADAPT_DIR)/val --out $(ADAPT_OUT) --run-root outputs/adapt --threads 2 --reuse
 
 testset: setup  ## build the 100-example Monte Carlo test set once (asset cache; ~1-3 min)

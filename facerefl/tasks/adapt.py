@@ -56,8 +56,6 @@ STAGES: dict[str, list[str]] = {
     "albedo_enh": ["model.optimizer_g.lr=1e-4"],
     "specular_enh": ["model.optimizer_g.lr=1e-4", "model.adversarial_weight=0"],
 }
-#: The stages ``adapt`` runs unless told otherwise.
-DEFAULT_STAGES = tuple(STAGES)
 #: The base checkpoint file each stage starts from, and which module its export replaces.
 SOURCES = {"albedo_ae": "albedo", "specular_ae": "specular", "normal_ae": "normal",
            "level": "level", "light": "light", "albedo_enh": "albedo", "specular_enh": "specular"}
@@ -209,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--light-steps", type=int, default=3000)
     p.add_argument("--enhancer-steps", type=int, default=1500,
                    help="optimizer steps of an enhancer stage (generator and discriminator steps both count)")
-    p.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=list(STAGES),
+    p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
                    help="stages to adapt (an enhancer needs its encoder stage)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true", help="keep finished stages, resume an interrupted one")
@@ -219,12 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     per_kind = {"ae": args.encoder_steps, "enh": args.enhancer_steps, "level": args.level_steps,
                 "light": args.light_steps}
     steps = {s: per_kind[s.rsplit("_", 1)[-1]] for s in args.stages}
+    # the card's command shows the path arguments as _shown_path does (no machine path)
+    paths = {str(a) for a in (args.base, args.val, args.out, args.run_root, *args.cache)}
+    command = "python -m facerefl.tasks.adapt " + " ".join(
+        _shown_path(a) if a in paths else a for a in (argv if argv is not None else sys.argv[1:]))
     t0 = time.perf_counter()
     try:
         adapt(args.base, args.cache, args.val, args.out, args.run_root, steps, args.threads, args.reuse,
-              args.note, args.val_examples, command="python -m facerefl.tasks.adapt " + " ".join(
-                  _shown_path(a) if "/" in a and not a.startswith("-") else a
-                  for a in (argv if argv is not None else sys.argv[1:])))
+              args.note, args.val_examples, command=command)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
