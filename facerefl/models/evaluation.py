@@ -48,11 +48,11 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
                 sums[f"{k}/psnr{name}"] += map_psnr(pred, gt, k).sum().item()
                 sums[f"{k}/detail_psnr{name}"] += detail_psnr(pred, gt, k).sum().item()
                 sums[f"{k}/detail_energy{name}"] += detail_energy_ratio(pred, gt, k).sum().item()
-        sums["light/psnr"] += light_psnr(code.light, batch.light).sum().item()
+        sums["light/psnr"] += light_psnr(code.light, batch.light).sum().item()  # as encode gives it
         enc = skin_level(fine.albedo, batch.texture).clamp_min(1e-4).log()
         sums["level/encoders_rms_log"] += level_errors(enc, batch.albedo, batch.texture).square().mean(1).sum().item()
         if nets.level is not None:
-            sums["level/rms_log"] += level_errors(nets.level(batch.texture), batch.albedo, batch.texture).square().mean(1).sum().item()
+            sums["level/rms_log"] += level_errors(nets.albedo_level(batch.texture).log(), batch.albedo, batch.texture).square().mean(1).sum().item()
         n += batch.batch_size
     if n == 0:
         raise ValueError("no validation examples")

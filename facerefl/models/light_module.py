@@ -11,24 +11,36 @@ import torch.nn.functional as F
 from facerefl.models.components.light import SHRegressor
 from facerefl.models.metrics import light_psnr
 from facerefl.models.optim import build_optimizer
+from facerefl.render.sh import sh_mirror_x
 
 
 class LightRegressorModule(pl.LightningModule):
-    """MSE on the 27 SH coefficients of ``batch.light`` ``[B, 3, 9]`` (linear radiance)."""
+    """MSE on the 27 SH coefficients of ``batch.light`` ``[B, 3, 9]`` (linear radiance).
 
-    def __init__(self, net: SHRegressor, optimizer: Callable, scheduler: Callable | None = None) -> None:
+    With ``mirror``, each example is flipped along u at random together with its lighting
+    (:func:`~facerefl.render.sh.sh_mirror_x`): the template's UV layout is symmetric about
+    u = 0.5, so the flipped texture is the left-right mirrored scene.
+    """
+
+    def __init__(self, net: SHRegressor, optimizer: Callable, scheduler: Callable | None = None,
+                 mirror: bool = False) -> None:
         super().__init__()
         # Optimizer factories stay out of the hyperparameters so checkpoints hold only plain
         # data and tensors (they load with torch.load(weights_only=True) on resume).
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.net = net
+        self.net, self.mirror = net, mirror
 
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
         return self.net(texture)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = F.mse_loss(self.net(batch.texture), batch.light)
+        texture, light = batch.texture, batch.light
+        if self.mirror:
+            flip = torch.rand(texture.shape[0], device=texture.device) < 0.5
+            texture = torch.where(flip[:, None, None, None], texture.flip(-1), texture)
+            light = torch.where(flip[:, None, None], sh_mirror_x(light), light)
+        loss = F.mse_loss(self.net(texture), light)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.batch_size)
         return loss
 

@@ -44,6 +44,7 @@ from facerefl.models.components.level import AlbedoLevelRegressor
 from facerefl.models.components.light import SHRegressor
 from facerefl.models.serialization import save_state_atomic
 from facerefl.render.maps import ReflectanceMaps
+from facerefl.render.sh import sh_mirror_x
 from facerefl.resources import CHECKPOINTS_DIR
 
 CONFIG_FILE = "config.json"
@@ -90,13 +91,21 @@ class LightConfig:
 @dataclass(frozen=True)
 class NetworksConfig:
     """Sizes of every network; ``level`` (the albedo-level regressor, beyond the paper) is
-    optional: checkpoints trained before it have none."""
+    optional: checkpoints trained before it have none.
+
+    ``mirror_average`` (beyond the paper): the light and level regressors are also run on T
+    flipped along u, and the two answers averaged (the lighting mirrored back with
+    :func:`~facerefl.render.sh.sh_mirror_x`, the levels in log space). The template's UV
+    layout is symmetric, so the flipped T is the mirrored scene. Off unless a checkpoint's
+    ``config.json`` turns it on.
+    """
 
     albedo: BranchConfig
     specular: BranchConfig
     normal: BranchConfig
     light: LightConfig
     level: LightConfig | None = None
+    mirror_average: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> NetworksConfig:
@@ -107,7 +116,8 @@ class NetworksConfig:
             branches = {k: BranchConfig(**{"kind": k, **dict(d[k])}) for k in KINDS}
             level = d.get("level")
             return cls(**branches, light=LightConfig(**dict(d["light"])),
-                       level=None if level is None else LightConfig(**dict(level)))
+                       level=None if level is None else LightConfig(**dict(level)),
+                       mirror_average=bool(d.get("mirror_average", False)))
         except (KeyError, TypeError) as e:
             raise InputError(f"bad network size config ({e}); expected keys {KINDS + ('light',)}") from e
 
@@ -115,6 +125,8 @@ class NetworksConfig:
         d = asdict(self)
         if self.level is None:
             del d["level"]
+        if not self.mirror_average:
+            del d["mirror_average"]  # configs written before it stay as they were
         return d
 
     def without_level(self) -> NetworksConfig:
@@ -215,8 +227,16 @@ class ReflectanceNetworks(nn.Module):
     def encode(self, texture: torch.Tensor) -> LatentCode:
         """T ``[B, 4, H, W]`` (sRGB RGB in [0, 1] + mask) → :class:`LatentCode`."""
         return LatentCode(
-            *(self.branch(k).encode(texture) for k in KINDS), light=self.light(texture)
+            *(self.branch(k).encode(texture) for k in KINDS), light=self.lighting(texture)
         )
+
+    def lighting(self, texture: torch.Tensor) -> torch.Tensor:
+        """The light regressor's SH lighting ``[B, 3, 9]`` (linear RGB, camera frame) for T,
+        averaged with its mirrored answer when ``cfg.mirror_average``."""
+        light = self.light(texture)
+        if self.cfg.mirror_average:
+            light = 0.5 * (light + sh_mirror_x(self.light(texture.flip(-1))))
+        return light
 
     def decode(self, code: LatentCode) -> ReflectanceMaps:
         """Decoder outputs (before detail enhancement)."""
@@ -238,8 +258,14 @@ class ReflectanceNetworks(nn.Module):
 
     def albedo_level(self, texture: torch.Tensor) -> torch.Tensor | None:
         """The level regressor's mean skin albedo ``[B, 3]`` (linear) for T, or None when
-        these networks have no level regressor."""
-        return None if self.level is None else self.level.level(texture)
+        these networks have no level regressor. With ``cfg.mirror_average`` the geometric
+        mean of the answers for T and for T flipped along u."""
+        if self.level is None:
+            return None
+        log_level = self.level(texture)
+        if self.cfg.mirror_average:
+            log_level = 0.5 * (log_level + self.level(texture.flip(-1)))
+        return log_level.exp()
 
     # ------------------------------------------------------------------ weights I/O
     def _weight_states(self) -> dict[str, dict[str, torch.Tensor]]:

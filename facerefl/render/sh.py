@@ -39,6 +39,7 @@ __all__ = [
     "irradiance",
     "sh_rotation_matrix",
     "sh_rotate",
+    "sh_mirror_x",
     "triple_product_tensor",
     "sh_product",
     "sh_product_matrix",
@@ -324,6 +325,27 @@ def sh_rotate(coeffs: Tensor, rot: Tensor) -> Tensor:
     _check_last("coeffs", coeffs, SH_COUNT)
     m = sh_rotation_matrix(rot.to(coeffs.dtype))
     return (m @ coeffs.unsqueeze(-1)).squeeze(-1)
+
+
+#: Sign of each coefficient under the reflection x → −x: the basis functions odd in x
+#: (Y11 ∝ x, Y2-2 ∝ xy, Y21 ∝ xz) change sign, the others keep it.
+SH_MIRROR_X_SIGNS = (1.0, 1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, 1.0)
+
+
+def sh_mirror_x(coeffs: Tensor) -> Tensor:
+    """SH coefficients ``[..., 9]`` of the function reflected across the plane x = 0:
+    ``f'(x, y, z) = f(−x, y, z)`` (exact; a reflection is not a rotation, so
+    :func:`sh_rotate` cannot give it).
+
+    In the camera frame this is the lighting of the left-right mirrored scene, e.g. of a
+    texture flipped along u when the UV layout is symmetric.
+
+    >>> light = torch.zeros(1, 3, 9); light[..., 3] = 1.0  # light from +x
+    >>> sh_mirror_x(light)[0, 0, 3].item()                  # now from −x
+    -1.0
+    """
+    _check_last("coeffs", coeffs, SH_COUNT)
+    return coeffs * coeffs.new_tensor(SH_MIRROR_X_SIGNS)
 
 
 @functools.lru_cache(maxsize=8)

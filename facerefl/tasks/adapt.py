@@ -11,7 +11,9 @@ with ``make_cache --unwrap photo``:
 3. optionally (``--stages``), the albedo and specular detail enhancers, on the decoded maps
    of their adapted encoders (the specular one also reads T);
 
-each started from the base checkpoint's weights (``init_weights=``). The result is written
+each started from the base checkpoint's weights (``init_weights=``). By default the result
+answers with its light and level regressors mirror-averaged (``mirror_average`` in
+:class:`~facerefl.models.networks.NetworksConfig`). The result is written
 as a checkpoint folder that borrows every unchanged tensor from the base (``base`` in its
 ``config.json``), with ``metrics.json`` and ``MODEL_CARD.md``: validation of the base and of
 the adapted networks on held-out photo-unwrapped examples and on the base's own stored
@@ -25,6 +27,7 @@ What it changes, and the commands that made ``data/checkpoints/cpu_x10_photo``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -126,7 +129,11 @@ def adapt_card(name: str, record: dict) -> str:
         lines.append(f"| {s['stage']} | base `{SOURCES[s['stage']]}.safetensors` | {s['steps']} | "
                      f"{s['batch_size']} | {s['wall_s']:.0f} |")
     lines += ["", f"Total: {sum(s['wall_s'] for s in record['stages']) / 60:.1f} CPU-minutes on "
-              f"{record['machine']}.", "", "## Validation", ""]
+              f"{record['machine']}.", ""]
+    if record.get("mirror_average"):
+        lines += ["The adapted networks run the light and level regressors on T and on T flipped along u",
+                  "and average the answers (`mirror_average` in `config.json`); the base does not.", ""]
+    lines += ["## Validation", ""]
     for set_name, label in (("photo", "held-out photo-unwrapped examples (what the fit sees)"),
                             ("truth", "the base's stored validation set (T from each scene's own mesh)")):
         n = int(v["adapted"][set_name]["num_examples"])
@@ -148,7 +155,7 @@ def adapt_card(name: str, record: dict) -> str:
 
 def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, steps: dict[str, int],
           threads: int = 1, reuse: bool = False, note: str = "", val_examples: int = 256,
-          command: str = "") -> dict:
+          command: str = "", mirror_average: bool = True) -> dict:
     """Run the stages named in ``steps`` (in :data:`STAGES` order), compose, validate, write
     ``out``; returns the metrics record."""
     base = Path(base)
@@ -170,6 +177,7 @@ def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, 
     record: dict = {"stages": []}
     run_stages(tuple(stages), steps, common, run_root, reuse, record, per_stage)
     nets = compose_networks(base, run_root / "stages", stages)
+    nets.cfg = dataclasses.replace(nets.cfg, mirror_average=mirror_average)
     sets = {"photo": cache_batches(val, count=val_examples),
             "truth": load_validation_set(base / VAL_FILE, count=val_examples)}
     validation = {"base": _validate(ReflectanceNetworks.from_safetensors(base), sets),
@@ -186,6 +194,7 @@ def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, 
         "quick": evaluate_networks(nets, load_validation_set(base / VAL_FILE, count=QUICK_VAL)),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "command": command,
+        "mirror_average": mirror_average,
         "note": note,
     })
     nets.save_safetensors(out, extra={"trained_by": "facerefl.tasks.adapt"}, base=base)
@@ -212,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reuse", action="store_true", help="keep finished stages, resume an interrupted one")
     p.add_argument("--val-examples", type=int, default=256)
+    p.add_argument("--mirror-average", action=argparse.BooleanOptionalAction, default=True,
+                   help="average the light and level regressors' answers for T and its mirror image")
     p.add_argument("--note", default="")
     args = p.parse_args(argv)
     per_kind = {"ae": args.encoder_steps, "enh": args.enhancer_steps, "level": args.level_steps,
@@ -224,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         adapt(args.base, args.cache, args.val, args.out, args.run_root, steps, args.threads, args.reuse,
-              args.note, args.val_examples, command=command)
+              args.note, args.val_examples, command=command, mirror_average=args.mirror_average)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

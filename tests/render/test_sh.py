@@ -95,6 +95,17 @@ def test_rotation_exact_and_composes():
     assert m[0, 1:].abs().max() < 1e-12 and m[1:4, 4:].abs().max() < 1e-12
 
 
+def test_mirror_x_reflects_the_function_and_is_an_involution():
+    c = torch.randn(2, 3, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    d = _rand_dirs(60, seed=10)
+    dm = d * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    # g(x, y, z) = f(-x, y, z) at every direction
+    assert torch.allclose(sh.sh_basis(d) @ sh.sh_mirror_x(c)[..., None], sh.sh_basis(dm) @ c[..., None], atol=1e-12)
+    assert torch.equal(sh.sh_mirror_x(sh.sh_mirror_x(c)), c)
+    # a reflection has determinant -1: no rotation matrix gives it
+    assert not torch.allclose(sh.sh_mirror_x(c), c)
+
+
 def test_rotate_batched_and_gradcheck():
     rots = torch.stack([_rand_rotation(i) for i in range(2)])[:, None]  # [2,1,3,3]
     light = torch.randn(2, 3, 9, dtype=torch.float64)

@@ -63,6 +63,7 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
 
     # the folder holds only the changed tensors and loads as base + changes
     cfg = json.loads((out / "config.json").read_text())
+    assert cfg["mirror_average"] is True  # the default
     assert set(cfg["base"]["sha256"]) == {"albedo.safetensors", "specular.safetensors", "normal.safetensors",
                                           "light.safetensors", "level.safetensors"}
     assert load_file(str(out / "albedo.safetensors")).keys() == {changed["albedo_ae"], changed["albedo_enh"]}
@@ -82,6 +83,7 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     card = (out / "MODEL_CARD.md").read_text()
     assert "| albedo (decoder) |" in card and "| level, RMS log error |" in card
     assert "the albedo detail enhancer" in card and "the specular detail enhancer" not in card
+    assert "`mirror_average`" in card
     assert str(tmp_path) not in card and "3 examples" not in card and "1 examples in" in card
 
 
