@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -212,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
     p.add_argument("--run-root", type=Path, default=Path("outputs/adapt"), help="stage runs and exports")
     p.add_argument("--encoder-steps", type=int, default=3000)
-    p.add_argument("--level-steps", type=int, default=3000)
-    p.add_argument("--light-steps", type=int, default=3000)
+    p.add_argument("--level-steps", type=int, default=8000)
+    p.add_argument("--light-steps", type=int, default=24000)
     p.add_argument("--enhancer-steps", type=int, default=1500,
                    help="optimizer steps of an enhancer stage (generator and discriminator steps both count)")
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     # the card's command shows the path arguments as _shown_path does (no machine path)
     paths = {str(a) for a in (args.base, args.val, args.out, args.run_root, *args.cache)}
     command = "python -m facerefl.tasks.adapt " + " ".join(
-        _shown_path(a) if a in paths else a for a in (argv if argv is not None else sys.argv[1:]))
+        shlex.quote(_shown_path(a) if a in paths else a) for a in (argv if argv is not None else sys.argv[1:]))
     t0 = time.perf_counter()
     try:
         adapt(args.base, args.cache, args.val, args.out, args.run_root, steps, args.threads, args.reuse,

@@ -51,10 +51,11 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     write_cache(val, CPU_SIZES, [2, 3, 4], shard_size=2)
     rc = adapt.main(["--base", str(BASE), "--cache", str(cache), "--val", str(val), "--out", str(out),
                      "--run-root", str(tmp_path / "runs"), "--encoder-steps", "7", "--val-examples", "2",
-                     "--stages", "albedo_ae", "specular_ae", "normal_ae", "level", "light", "albedo_enh"])
+                     "--stages", "albedo_ae", "specular_ae", "normal_ae", "level", "light", "albedo_enh",
+                     "--note", "see docs/a.md"])
     assert rc == 0
     # each stage starts from its base file; encoders keep their decoders
-    assert calls["steps"] == {"albedo_ae": 7, "specular_ae": 7, "normal_ae": 7, "level": 3000, "light": 3000,
+    assert calls["steps"] == {"albedo_ae": 7, "specular_ae": 7, "normal_ae": 7, "level": 8000, "light": 24000,
                               "albedo_enh": 1500}
     assert f"data.cache_dir=[{cache}]" in calls["common"]
     for stage in calls["steps"]:
@@ -84,6 +85,7 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     assert "| albedo (decoder) |" in card and "| level, RMS log error |" in card
     assert "the albedo detail enhancer" in card and "the specular detail enhancer" not in card
     assert "`mirror_average`" in card
+    assert "--note 'see docs/a.md'`" in card  # the command as a shell would take it
     assert str(tmp_path) not in card and "3 examples" not in card and "1 examples in" in card
 
 
