@@ -10,18 +10,26 @@ import torch
 
 from facerefl.models.components.level import AlbedoLevelRegressor, level_errors
 from facerefl.models.optim import build_optimizer
+from facerefl.render.color import scale_exposure
 
 
 class AlbedoLevelModule(pl.LightningModule):
     """MSE between the predicted and the true ``log`` skin level (``batch.albedo`` over
-    T's valid skin). Textures are mirrored left-right at random: the level does not change."""
+    T's valid skin). Textures are mirrored left-right at random: the level does not change.
+
+    With ``exposure`` ``(lo, hi)``, each example's light is also scaled by ``exp(u)``, u
+    uniform in [lo, hi] (:func:`~facerefl.render.color.scale_exposure` on T's RGB): a dimmer
+    or brighter photo of the same face has the same level.
+    """
 
     def __init__(self, net: AlbedoLevelRegressor, optimizer: Callable, scheduler: Callable | None = None,
-                 mirror: bool = True) -> None:
+                 mirror: bool = True, exposure: tuple[float, float] | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        # exposure arrives from Hydra as a ListConfig, which a weights_only resume cannot load
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "exposure"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.net, self.mirror = net, mirror
+        self.exposure = None if exposure is None else (float(exposure[0]), float(exposure[1]))
 
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
         return self.net(texture)
@@ -31,6 +39,11 @@ class AlbedoLevelModule(pl.LightningModule):
         if self.mirror:
             flip = torch.rand(texture.shape[0], device=texture.device) < 0.5
             texture = torch.where(flip[:, None, None, None], texture.flip(-1), texture)
+        if self.exposure is not None:
+            lo, hi = self.exposure
+            u = torch.rand(texture.shape[0], 1, 1, 1, device=texture.device, dtype=texture.dtype)
+            rgb = scale_exposure(texture[:, :3], (lo + (hi - lo) * u).exp())
+            texture = torch.cat([rgb, texture[:, 3:]], dim=1)
         loss = level_errors(self.net(texture), batch.albedo, batch.texture).square().mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.batch_size)
         return loss

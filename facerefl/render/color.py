@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["LUMA", "srgb_to_linear", "linear_to_srgb"]
+__all__ = ["LUMA", "srgb_to_linear", "linear_to_srgb", "scale_exposure"]
 
 #: Rec. 709 luminance weights of linear RGB.
 LUMA = (0.2126, 0.7152, 0.0722)
@@ -66,3 +66,17 @@ def linear_to_srgb(x: Tensor, clamp: bool = True) -> Tensor:
     safe = torch.clamp(x, min=_LIN_KNEE)
     high = (1.0 + _A) * safe ** (1.0 / _GAMMA) - _A
     return torch.where(x <= _LIN_KNEE, low, high)
+
+
+def scale_exposure(srgb: Tensor, gain: Tensor | float) -> Tensor:
+    """sRGB values as if the scene's light were ``gain`` times as bright: decoded, scaled in
+    linear light, encoded again and clipped to [0, 1] (a brighter exposure clips).
+
+    Args:
+        srgb: sRGB-encoded values ``[B, C, H, W]`` (or any shape ``gain`` broadcasts to).
+        gain: a scalar, or e.g. ``[B, 1, 1, 1]`` for one gain per example.
+
+    >>> scale_exposure(torch.tensor([0.5]), 0.25)   # a quarter of the light
+    tensor([0.2565])
+    """
+    return linear_to_srgb(srgb_to_linear(srgb) * gain)

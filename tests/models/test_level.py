@@ -1,15 +1,18 @@
 """The albedo-level regressor: its target, its training module, and its place in a checkpoint."""
 
 import json
+import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from facerefl.data.types import ReflectanceBatch
 from facerefl.models.components.level import AlbedoLevelRegressor, level_errors, skin_level
 from facerefl.models.level_module import AlbedoLevelModule
 from facerefl.models.networks import LEVEL_FILE, NetworksConfig, ReflectanceNetworks
 from facerefl.models.presets import preset_sizes
+from facerefl.render.color import srgb_to_linear
 
 
 def _texture(b=2, size=32, rgb=0.5):
@@ -86,3 +89,23 @@ def test_checkpoint_with_and_without_a_level_regressor(tmp_path):
     again = ReflectanceNetworks.from_safetensors(tmp_path / "without")
     assert again.level is None and again.albedo_level(t) is None
     assert NetworksConfig.from_dict(old.cfg.to_dict()) == old.cfg
+
+
+def test_exposure_augmentation_rescales_the_light_only():
+    torch.manual_seed(0)
+    net = AlbedoLevelRegressor(input_size=16, width=4)
+    seen = []
+    net.forward = lambda t: seen.append(t) or torch.zeros(t.shape[0], 3)
+    # as Hydra passes it; the checkpoint's hyperparameters must stay plain data
+    module = AlbedoLevelModule(net, optimizer=None, mirror=False, exposure=OmegaConf.create([-1.0, -1.0]))
+    assert "exposure" not in module.hparams
+    module.log = lambda *a, **k: None
+    tex = _texture(b=3, size=16)
+    batch = ReflectanceBatch(texture=tex, albedo=torch.full((3, 3, 16, 16), 0.3), specular=torch.rand(3, 1, 8, 8),
+                             normal=torch.rand(3, 3, 8, 8), light=torch.rand(3, 3, 9))
+    loss = module.training_step(batch, 0)
+    got = seen[0]
+    torch.testing.assert_close(srgb_to_linear(got[:, :3]), srgb_to_linear(tex[:, :3]) * math.exp(-1.0))
+    assert torch.equal(got[:, 3:], tex[:, 3:])  # the mask is not touched
+    # the target is the true level, whatever the exposure
+    torch.testing.assert_close(loss, (torch.log(torch.tensor(0.3))).square())
