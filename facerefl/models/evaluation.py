@@ -48,7 +48,7 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
                 sums[f"{k}/psnr{name}"] += map_psnr(pred, gt, k).sum().item()
                 sums[f"{k}/detail_psnr{name}"] += detail_psnr(pred, gt, k).sum().item()
                 sums[f"{k}/detail_energy{name}"] += detail_energy_ratio(pred, gt, k).sum().item()
-        sums["light/psnr"] += light_psnr(code.light, batch.light).sum().item()  # as encode gives it
+        sums["light/psnr"] += light_psnr(code.light, batch.light).sum().item()
         enc = skin_level(fine.albedo, batch.texture).clamp_min(1e-4).log()
         sums["level/encoders_rms_log"] += level_errors(enc, batch.albedo, batch.texture).square().mean(1).sum().item()
         if nets.level is not None:

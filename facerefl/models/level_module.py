@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from facerefl.models.components.level import AlbedoLevelRegressor, level_errors
+from facerefl.models.components.light import flip_u_at_random
 from facerefl.models.optim import build_optimizer
 from facerefl.render.color import scale_exposure
 
@@ -37,8 +38,7 @@ class AlbedoLevelModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         texture = batch.texture
         if self.mirror:
-            flip = torch.rand(texture.shape[0], device=texture.device) < 0.5
-            texture = torch.where(flip[:, None, None, None], texture.flip(-1), texture)
+            texture, _ = flip_u_at_random(texture)
         if self.exposure is not None:
             lo, hi = self.exposure
             u = torch.rand(texture.shape[0], 1, 1, 1, device=texture.device, dtype=texture.dtype)

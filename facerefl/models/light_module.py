@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from facerefl.models.components.light import SHRegressor
+from facerefl.models.components.light import SHRegressor, flip_u_at_random
 from facerefl.models.metrics import light_psnr
 from facerefl.models.optim import build_optimizer
 from facerefl.render.sh import sh_mirror_x
@@ -37,8 +37,7 @@ class LightRegressorModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         texture, light = batch.texture, batch.light
         if self.mirror:
-            flip = torch.rand(texture.shape[0], device=texture.device) < 0.5
-            texture = torch.where(flip[:, None, None, None], texture.flip(-1), texture)
+            texture, flip = flip_u_at_random(texture)
             light = torch.where(flip[:, None, None], sh_mirror_x(light), light)
         loss = F.mse_loss(self.net(texture), light)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.batch_size)

@@ -42,3 +42,10 @@ class SHRegressor(nn.Module):
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
         x = self.features(resize_map(texture, self.input_size))
         return self.fc(x.mean(dim=(2, 3))).view(-1, 3, 9)
+
+
+def flip_u_at_random(texture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """T ``[B, C, H, W]`` with each example flipped along u (the last axis) with probability
+    ½, and the ``[B]`` bool mask of the flipped ones (the training modules' mirroring)."""
+    flip = torch.rand(texture.shape[0], device=texture.device) < 0.5
+    return torch.where(flip[:, None, None, None], texture.flip(-1), texture), flip
