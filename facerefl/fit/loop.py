@@ -54,13 +54,14 @@ from torch import Tensor
 from facerefl.errors import InputError
 from facerefl.fit.adam import Adam
 from facerefl.fit.delight import Delit, DelightSettings, albedo_size, delight
-from facerefl.models.components.level import skin_level
+from facerefl.models.components.level import rescale_to_level, skin_level
 from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
 from facerefl.render.color import LUMA, linear_to_srgb
 from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import DEFAULT_SPEC_MODEL, PreparedGBuffer, shade_prepared
+from facerefl.render.sh import sh_relative_change
 from facerefl.render.texture import sample_texture
 
 __all__ = ["FitSettings", "FitProblem", "FitResult", "fit_latents", "refine_albedo", "render_maps",
@@ -136,6 +137,15 @@ class FitSettings:
             gauge's target (:func:`gauge_target`; 0 = the prior level alone).
         gauge_tolerance: how much worse (relative loss) the gauge may make the rendering
             before it is applied only in part (:func:`guarded_gauge`).
+        specular_gauge: beyond the paper: with networks that have a specular-level
+            regressor (:meth:`~facerefl.models.networks.ReflectanceNetworks.specular_mean`),
+            the gauge also rescales the fitted specular map so its mean over the valid skin
+            is that regressor's (off with ``albedo_gauge``; networks without one are left as
+            they are).
+        light_prior: beyond the paper (0 = the paper): the latent phase's loss adds this
+            weight times the SH light's squared distance from the light regressor's,
+            relative to the regressor's (:func:`~facerefl.render.sh.sh_relative_change`),
+            so the photo can move the light only where it pays for it.
     """
 
     iterations: int = 150
@@ -162,6 +172,8 @@ class FitSettings:
     gauge_tolerance: float = 1.0
     gauge_level: str = "auto"
     gauge_light_weight: float = 0.0
+    light_prior: float = 0.0
+    specular_gauge: bool = True
     delight: DelightSettings | None = field(default_factory=DelightSettings)
 
     def __post_init__(self) -> None:
@@ -180,6 +192,8 @@ class FitSettings:
             raise InputError(f"fit.gauge_level must be one of {GAUGE_LEVELS}, got {self.gauge_level!r}")
         if not 0.0 <= self.gauge_light_weight <= 1.0:
             raise InputError(f"fit.gauge_light_weight must be in [0, 1], got {self.gauge_light_weight}")
+        if not self.light_prior >= 0.0:
+            raise InputError(f"fit.light_prior must be >= 0, got {self.light_prior}")
         if not self.gauge_tolerance >= 0.0:
             raise InputError(f"fit.gauge_tolerance must be >= 0, got {self.gauge_tolerance}")
         if not 0.0 < self.roughness <= 1.0:
@@ -373,8 +387,7 @@ def gauge_albedo(maps: ReflectanceMaps, light: Tensor, target: Tensor,
     Returns:
         ``(maps, light [1, 3, 9], s [1, 3])``.
     """
-    scale = target / skin_mean(maps.albedo, texture).clamp(min=1e-6)
-    albedo = (maps.albedo * scale[..., None, None]).clamp(0, 1)
+    albedo, scale = rescale_to_level(maps.albedo, target, texture)
     return ReflectanceMaps(albedo, maps.specular, maps.normal), light / scale[..., None], scale
 
 
@@ -515,6 +528,8 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
         with torch.set_grad_enabled(bool(free)):
             maps = decode_maps(nets, _code_from(code0, z), problem.texture, settings, enhance=enhanced)
             loss = fit_render_loss(problem, maps, z["light"], settings)
+            if settings.light_prior > 0:
+                loss = loss + settings.light_prior * sh_relative_change(z["light"], code0.light).sum()
         value = float(loss.detach())
         if initial_light is None:
             if initial_maps is None:  # the loop renders what equations 2-4 give (or D alone)
@@ -583,11 +598,13 @@ def _latent_loop(nets: ReflectanceNetworks, problem: FitProblem, settings: FitSe
 
 
 def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun,
-                     on_step: Callable[[int, float], None] | None, prior: Tensor | None = None
+                     on_step: Callable[[int, float], None] | None, prior: Tensor | None = None,
+                     specular_level: Tensor | None = None
                      ) -> tuple[ReflectanceMaps, Tensor, ReflectanceMaps, Tensor | None, int, list[float]]:
     """The post-phase before the delighting: the optional albedo refinement (only without
     the delighting; kept when it beats the latent phase), then the gauge unless a refined
-    result was kept. ``prior``: the level regressor's level for :func:`gauge_target`.
+    result was kept. ``prior``: the level regressor's level for :func:`gauge_target`;
+    ``specular_level`` ``[1, 1]``: the specular map's mean the gauge sets (None: as fitted).
 
     Returns:
         ``(maps, light, latent_maps, gauge_scale or None, best index, losses of both phases)``.
@@ -606,6 +623,9 @@ def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun
         target = gauge_target(maps_b, light_b, run.initial_maps, run.initial_light, problem.texture,
                               settings.gauge_light_weight, prior)
         maps_b, light_b, gauge = guarded_gauge(problem, maps_b, light_b, target, settings)
+        if specular_level is not None:
+            spec, _ = rescale_to_level(maps_b.specular, specular_level, problem.texture)
+            maps_b = ReflectanceMaps(maps_b.albedo, spec, maps_b.normal)
         latent_maps = maps_b
     return maps_b, light_b, latent_maps, gauge, best_idx, losses
 
@@ -652,13 +672,16 @@ def fit_latents(
     with torch.no_grad():
         code0 = nets.encode(problem.texture)
         prior = prior_level(nets, problem.texture, settings)
+        spec_level = (nets.specular_mean(problem.texture)
+                      if settings.albedo_gauge and settings.specular_gauge else None)
     t_encode = time.perf_counter() - t0
     run = _latent_loop(nets, problem, settings, code0, on_step)
     code_b = _code_from(code0, run.best_z)
     initial_maps, initial_light = run.initial_maps, run.initial_light
     latent_steps = len(run.losses)
     latent_best = run.losses[run.best_index] if run.losses else math.nan
-    maps_b, light_b, latent_maps, gauge, best_idx, losses = _refine_or_gauge(problem, settings, run, on_step, prior)
+    maps_b, light_b, latent_maps, gauge, best_idx, losses = _refine_or_gauge(problem, settings, run, on_step, prior,
+                                                                                  spec_level)
     shading, out_of_range, t_delight = None, None, 0.0
     if settings.delight is not None and losses:
         t1 = time.perf_counter()

@@ -21,15 +21,21 @@ class AlbedoLevelModule(pl.LightningModule):
     With ``exposure`` ``(lo, hi)``, each example's light is also scaled by ``exp(u)``, u
     uniform in [lo, hi] (:func:`~facerefl.render.color.scale_exposure` on T's RGB): a dimmer
     or brighter photo of the same face has the same level.
+
+    ``target="specular"`` trains the same body for the specular map's level instead (the
+    mean specular intensity over the skin; the net needs ``channels=1``).
     """
 
     def __init__(self, net: AlbedoLevelRegressor, optimizer: Callable, scheduler: Callable | None = None,
-                 mirror: bool = True, exposure: tuple[float, float] | None = None) -> None:
+                 mirror: bool = True, exposure: tuple[float, float] | None = None,
+                 target: str = "albedo") -> None:
         super().__init__()
         # exposure arrives from Hydra as a ListConfig, which a weights_only resume cannot load
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler", "exposure"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.net, self.mirror = net, mirror
+        if target not in ("albedo", "specular"):
+            raise ValueError(f"target must be 'albedo' or 'specular', not {target!r}")
+        self.net, self.mirror, self.target = net, mirror, target
         self.exposure = None if exposure is None else (float(exposure[0]), float(exposure[1]))
 
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
@@ -44,12 +50,12 @@ class AlbedoLevelModule(pl.LightningModule):
             u = torch.rand(texture.shape[0], 1, 1, 1, device=texture.device, dtype=texture.dtype)
             rgb = scale_exposure(texture[:, :3], (lo + (hi - lo) * u).exp())
             texture = torch.cat([rgb, texture[:, 3:]], dim=1)
-        loss = level_errors(self.net(texture), batch.albedo, batch.texture).square().mean()
+        loss = level_errors(self.net(texture), getattr(batch, self.target), batch.texture).square().mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.batch_size)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        err = level_errors(self.net(batch.texture), batch.albedo, batch.texture)
+        err = level_errors(self.net(batch.texture), getattr(batch, self.target), batch.texture)
         bs = batch.batch_size
         self.log("val/loss", err.square().mean(), prog_bar=True, batch_size=bs, sync_dist=True)
         self.log("val/rms_log", err.square().mean().sqrt(), batch_size=bs, sync_dist=True)

@@ -51,9 +51,11 @@ CONFIG_FILE = "config.json"
 LIGHT_FILE = "light.safetensors"
 #: The optional albedo-level regressor's weights (checkpoints whose config names ``level``).
 LEVEL_FILE = "level.safetensors"
+#: The optional specular-level regressor's weights (config key ``specular_level``).
+SPECULAR_LEVEL_FILE = "specular_level.safetensors"
 #: The weight files a checkpoint folder may hold (one per branch, the light regressor, and
-#: the level regressor where the config has one).
-WEIGHT_FILES = tuple(f"{k}.safetensors" for k in KINDS) + (LIGHT_FILE, LEVEL_FILE)
+#: the level regressors where the config has them).
+WEIGHT_FILES = tuple(f"{k}.safetensors" for k in KINDS) + (LIGHT_FILE, LEVEL_FILE, SPECULAR_LEVEL_FILE)
 #: ``config.json`` key naming the base folder a checkpoint borrows tensors from.
 BASE_KEY = "base"
 
@@ -90,8 +92,9 @@ class LightConfig:
 
 @dataclass(frozen=True)
 class NetworksConfig:
-    """Sizes of every network; ``level`` (the albedo-level regressor, beyond the paper) is
-    optional: checkpoints trained before it have none.
+    """Sizes of every network; ``level`` (the albedo-level regressor, beyond the paper) and
+    ``specular_level`` (the same body trained for the specular map's mean over the skin)
+    are optional: checkpoints trained before them have none.
 
     ``mirror_average`` (beyond the paper): the light and level regressors are also run on T
     flipped along u, and the two answers averaged (the lighting mirrored back with
@@ -106,6 +109,7 @@ class NetworksConfig:
     light: LightConfig
     level: LightConfig | None = None
     mirror_average: bool = False
+    specular_level: LightConfig | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> NetworksConfig:
@@ -114,10 +118,11 @@ class NetworksConfig:
         ``kind`` may be omitted."""
         try:
             branches = {k: BranchConfig(**{"kind": k, **dict(d[k])}) for k in KINDS}
-            level = d.get("level")
+            level, spec = d.get("level"), d.get("specular_level")
             return cls(**branches, light=LightConfig(**dict(d["light"])),
                        level=None if level is None else LightConfig(**dict(level)),
-                       mirror_average=bool(d.get("mirror_average", False)))
+                       mirror_average=bool(d.get("mirror_average", False)),
+                       specular_level=None if spec is None else LightConfig(**dict(spec)))
         except (KeyError, TypeError) as e:
             raise InputError(f"bad network size config ({e}); expected keys {KINDS + ('light',)}") from e
 
@@ -125,6 +130,8 @@ class NetworksConfig:
         d = asdict(self)
         if self.level is None:
             del d["level"]
+        if self.specular_level is None:
+            del d["specular_level"]
         if not self.mirror_average:
             del d["mirror_average"]  # configs written before it stay as they were
         return d
@@ -214,6 +221,8 @@ class ReflectanceNetworks(nn.Module):
         self.normal = ReflectanceBranch(cfg.normal)
         self.light = SHRegressor(cfg.light.input_size, cfg.light.width)
         self.level = None if cfg.level is None else AlbedoLevelRegressor(cfg.level.input_size, cfg.level.width)
+        spec = cfg.specular_level
+        self.specular_level = None if spec is None else AlbedoLevelRegressor(spec.input_size, spec.width, channels=1)
 
     def branch(self, kind: str) -> ReflectanceBranch:
         return getattr(self, check_kind(kind))
@@ -260,11 +269,20 @@ class ReflectanceNetworks(nn.Module):
         """The level regressor's mean skin albedo ``[B, 3]`` (linear) for T, or None when
         these networks have no level regressor. With ``cfg.mirror_average`` the geometric
         mean of the answers for T and for T flipped along u."""
-        if self.level is None:
+        return self._mirrored_level(self.level, texture)
+
+    def specular_mean(self, texture: torch.Tensor) -> torch.Tensor | None:
+        """The specular-level regressor's mean specular intensity over the valid skin
+        ``[B, 1]`` for T (mirror-averaged as :meth:`albedo_level`), or None when these
+        networks have none."""
+        return self._mirrored_level(self.specular_level, texture)
+
+    def _mirrored_level(self, net: AlbedoLevelRegressor | None, texture: torch.Tensor) -> torch.Tensor | None:
+        if net is None:
             return None
-        log_level = self.level(texture)
+        log_level = net(texture)
         if self.cfg.mirror_average:
-            log_level = 0.5 * (log_level + self.level(texture.flip(-1)))
+            log_level = 0.5 * (log_level + net(texture.flip(-1)))
         return log_level.exp()
 
     # ------------------------------------------------------------------ weights I/O
@@ -276,6 +294,8 @@ class ReflectanceNetworks(nn.Module):
         mods: dict[str, nn.Module] = {**{f"{k}.safetensors": self.branch(k) for k in KINDS}, LIGHT_FILE: self.light}
         if self.level is not None:
             mods[LEVEL_FILE] = self.level
+        if self.specular_level is not None:
+            mods[SPECULAR_LEVEL_FILE] = self.specular_level
         return mods
 
     def save_safetensors(self, folder: Path, extra: dict | None = None, base: Path | None = None) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "sh_eval_bands_cf",
     "irradiance",
     "sh_rotation_matrix",
+    "sh_relative_change",
     "sh_rotate",
     "sh_mirror_x",
     "triple_product_tensor",
@@ -346,6 +347,22 @@ def sh_mirror_x(coeffs: Tensor) -> Tensor:
     """
     _check_last("coeffs", coeffs, SH_COUNT)
     return coeffs * coeffs.new_tensor(SH_MIRROR_X_SIGNS)
+
+
+def sh_relative_change(coeffs: Tensor, reference: Tensor) -> Tensor:
+    """Squared distance of SH lighting ``[B, C, 9]`` from ``reference`` (same shape)
+    relative to the reference's squared norm → ``[B]``.
+
+    The basis is orthonormal, so this is ∫(L − L_ref)² dω / ∫L_ref² dω over the sphere
+    (Parseval): independent of the frame and of the reference's overall brightness.
+
+    >>> ref = torch.zeros(1, 3, 9); ref[..., 0] = 2.0
+    >>> sh_relative_change(1.5 * ref, ref).item()
+    0.25
+    """
+    _check_last("coeffs", coeffs, SH_COUNT)
+    num = (coeffs - reference).square().flatten(1).sum(1)
+    return num / reference.square().flatten(1).sum(1).clamp_min(1e-12)
 
 
 @functools.lru_cache(maxsize=8)

@@ -42,7 +42,7 @@ from facerefl.data.cache import cache_count, read_manifest
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write_text
 from facerefl.models.evaluation import evaluate_networks
-from facerefl.models.networks import ReflectanceNetworks
+from facerefl.models.networks import LightConfig, ReflectanceNetworks
 from facerefl.tasks.train_all import (QUICK_VAL, VAL_FILE, _shown_path, cache_batches, load_validation_set,
                                       run_stages)
 
@@ -53,6 +53,8 @@ STAGES: dict[str, list[str]] = {
     "normal_ae": ["model.freeze_decoder=true", "model.optimizer.lr=3e-4"],
     "level": ["data.batch_size=32", "model.optimizer.lr=5e-4"],
     "light": ["model.optimizer.lr=3e-4"],
+    # a network the base may lack: then it starts from scratch
+    "specular_level": [],
     # an enhancer learns from its (adapted) autoencoder's decoded maps: run_stages points
     # model.autoencoder_weights at that stage's export
     # (the specular one on the pixel loss alone: with its adversarial term it validated lower,
@@ -62,16 +64,23 @@ STAGES: dict[str, list[str]] = {
 }
 #: The base checkpoint file each stage starts from, and which module its export replaces.
 SOURCES = {"albedo_ae": "albedo", "specular_ae": "specular", "normal_ae": "normal",
-           "level": "level", "light": "light", "albedo_enh": "albedo", "specular_enh": "specular"}
+           "level": "level", "light": "light", "albedo_enh": "albedo", "specular_enh": "specular",
+           "specular_level": "specular_level"}
+#: Stages whose network the base may lack (trained from scratch, added to the result).
+NEW_NETWORKS = ("specular_level",)
 #: How the card names each stage's network.
 STAGE_NAMES = {"albedo_ae": "the albedo encoder", "specular_ae": "the specular encoder",
                "normal_ae": "the normal encoder", "level": "the albedo-level regressor",
                "light": "the SH light regressor", "albedo_enh": "the albedo detail enhancer",
-               "specular_enh": "the specular detail enhancer"}
+               "specular_enh": "the specular detail enhancer",
+               "specular_level": "the specular-level regressor"}
 #: Metrics the card shows: key of evaluate_networks, label.
 CARD_METRICS = (("albedo/psnr", "albedo (enhanced)"), ("albedo/psnr_decoder", "albedo (decoder)"),
                 ("specular/psnr", "specular"), ("normal/psnr", "normal"), ("light/psnr", "light"),
-                ("level/rms_log", "level, RMS log error"))
+                ("level/rms_log", "level, RMS log error"),
+                ("specular/psnr_leveled", "specular, at the specular-level regressor's mean"),
+                ("specular_level/encoders_rms_log", "specular level of the encoders, RMS log error"),
+                ("specular_level/rms_log", "specular-level regressor, RMS log error"))
 
 
 def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> ReflectanceNetworks:
@@ -87,11 +96,25 @@ def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> Reflecta
             prefix = "enhancer." if stage.endswith("_enh") else "autoencoder."
             getattr(nets.branch(part), prefix[:-1]).load_state_dict(
                 {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        elif getattr(nets, part) is None and part in NEW_NETWORKS:
+            nets = _with_specular_level(nets, state)
         elif getattr(nets, part) is None:
             raise InputError(f"the base {base} has no {part} network to adapt")
         else:
             getattr(nets, part).load_state_dict(state)
     return nets
+
+
+def _with_specular_level(nets: ReflectanceNetworks, state: dict) -> ReflectanceNetworks:
+    """``nets`` plus a specular-level regressor holding ``state`` (sized by the state's
+    shapes: the first convolution's width, the input side of the level regressor)."""
+    width = int(state["features.0.weight"].shape[0])
+    size = nets.cfg.level.input_size if nets.cfg.level is not None else nets.cfg.light.input_size
+    cfg = dataclasses.replace(nets.cfg, specular_level=LightConfig(size, width))
+    out = ReflectanceNetworks(cfg)
+    out.load_state_dict(nets.state_dict(), strict=False)
+    out.specular_level.load_state_dict(state)
+    return out
 
 
 def _count(batches: list) -> int:
@@ -127,7 +150,8 @@ def adapt_card(name: str, record: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for s in record["stages"]:
-        lines.append(f"| {s['stage']} | base `{SOURCES[s['stage']]}.safetensors` | {s['steps']} | "
+        start = "scratch" if s["stage"] in NEW_NETWORKS else f"base `{SOURCES[s['stage']]}.safetensors`"
+        lines.append(f"| {s['stage']} | {start} | {s['steps']} | "
                      f"{s['batch_size']} | {s['wall_s']:.0f} |")
     lines += ["", f"Total: {sum(s['wall_s'] for s in record['stages']) / 60:.1f} CPU-minutes on "
               f"{record['machine']}.", ""]
@@ -141,10 +165,10 @@ def adapt_card(name: str, record: dict) -> str:
         lines += [f"On {n} {label}; PSNR in dB:", "", "| metric | base | adapted |", "|---|---|---|"]
         for key, text in CARD_METRICS:
             b, a = v["base"][set_name].get(key), v["adapted"][set_name].get(key)
-            if a is None or b is None:
+            if a is None:
                 continue
             d = 3 if "rms" in key else 2
-            lines.append(f"| {text} | {b:.{d}f} | {a:.{d}f} |")
+            lines.append(f"| {text} | {'—' if b is None else f'{b:.{d}f}'} | {a:.{d}f} |")
         lines.append("")
     lines += ["The adapted networks are worse on the second set: there the textures are aligned with",
               "the maps, which a photo's never are. Table 1, consistency and photo numbers of the",
@@ -170,11 +194,13 @@ def adapt(base: Path, caches: list[Path], val: Path, out: Path, run_root: Path, 
     for folder in [*caches, val]:
         read_manifest(folder)  # a missing cache fails before any training
     for stage in stages:
-        if not (base / f"{SOURCES[stage]}.safetensors").is_file():
+        if stage not in NEW_NETWORKS and not (base / f"{SOURCES[stage]}.safetensors").is_file():
             raise InputError(f"{base} has no {SOURCES[stage]}.safetensors to start {stage} from")
     cache_arg = "[" + ",".join(str(c) for c in caches) + "]"
     common = [f"data.cache_dir={cache_arg}", f"data.val_cache_dir={val}", f"torch_threads={threads}"]
-    per_stage = {s: [*STAGES[s], f"init_weights={base / SOURCES[s]}.safetensors"] for s in stages}
+    per_stage = {s: [*STAGES[s], *([f"init_weights={base / SOURCES[s]}.safetensors"]
+                                  if (base / f"{SOURCES[s]}.safetensors").is_file() else [])]
+                 for s in stages}
     record: dict = {"stages": []}
     run_stages(tuple(stages), steps, common, run_root, reuse, record, per_stage)
     nets = compose_networks(base, run_root / "stages", stages)
@@ -215,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-steps", type=int, default=3000)
     p.add_argument("--level-steps", type=int, default=8000)
     p.add_argument("--light-steps", type=int, default=24000)
+    p.add_argument("--specular-level-steps", type=int, default=3000)
     p.add_argument("--enhancer-steps", type=int, default=1500,
                    help="optimizer steps of an enhancer stage (generator and discriminator steps both count)")
     p.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES),
@@ -228,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     per_kind = {"ae": args.encoder_steps, "enh": args.enhancer_steps, "level": args.level_steps,
                 "light": args.light_steps}
-    steps = {s: per_kind[s.rsplit("_", 1)[-1]] for s in args.stages}
+    steps = {s: args.specular_level_steps if s == "specular_level" else per_kind[s.rsplit("_", 1)[-1]]
+             for s in args.stages}
     # the card's command shows the path arguments as _shown_path does (no machine path)
     paths = {str(a) for a in (args.base, args.val, args.out, args.run_root, *args.cache)}
     command = "python -m facerefl.tasks.adapt " + " ".join(

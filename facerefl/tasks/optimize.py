@@ -159,6 +159,8 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         gauge_level=read_choice(f.gauge_level, "fit.gauge_level", GAUGE_LEVELS),
         gauge_light_weight=read_float(f.gauge_light_weight, "fit.gauge_light_weight", 0.0, 1.0),
         gauge_tolerance=read_float(f.gauge_tolerance, "fit.gauge_tolerance", 0.0),
+        light_prior=read_float(f.light_prior, "fit.light_prior", 0.0),
+        specular_gauge=read_bool(f.specular_gauge, "fit.specular_gauge"),
         delight=DelightSettings.from_config(f.delight),
     )
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from facerefl.assets import AssetMissingError
 from facerefl.errors import InputError
+from facerefl.models.averaging import WeightAverage
 from facerefl.models.serialization import save_state_atomic
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ def train(cfg: DictConfig) -> TrainResult:
     if cfg.train:
         log.info("training %s (%s preset)", cfg.get("run_name"), cfg.get("preset"))
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        if any(isinstance(c, WeightAverage) and c.count for c in trainer.callbacks):
+            # the weights are now the average: validate what will be exported
+            trainer.validate(model=model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     export = cfg.get("export_path")
     out = Path(export) if export else None

@@ -214,7 +214,7 @@ def run_stages(stages: tuple[str, ...], steps: dict[str, int], common: list[str]
         record["stages"].append({"stage": stage, "steps": int(result.trainer.global_step),
                                  "batch_size": int(cfg.data.batch_size), "wall_s": wall,
                                  "metrics": result.metrics})
-        key = "val/rms_log" if stage == "level" else "val/psnr"
+        key = "val/rms_log" if stage.endswith("level") else "val/psnr"
         print(f"[train_all] {stage}: {wall:.0f} s, {key} {result.metrics.get(key)}", flush=True)
         atomic_write_text(stage_dir / f"{stage}.json", json.dumps(record["stages"][-1], indent=2) + "\n",
                           make_parents=True)

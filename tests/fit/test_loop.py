@@ -8,7 +8,9 @@ import facerefl.fit.loop as loop
 from facerefl.errors import InputError
 from facerefl.fit.loop import FitProblem, FitSettings, fit_latents, masked_psnr
 from facerefl.fit.pipeline import fit_geometry, image_metrics, problem_from_geometry
+from facerefl.models.components.level import skin_level
 from facerefl.render.maps import ReflectanceMaps
+from facerefl.render.sh import sh_relative_change
 
 
 def paper(**kw) -> FitSettings:
@@ -156,6 +158,9 @@ class UniformAlbedoNets:
     def albedo_level(self, texture):
         return None  # no albedo-level regressor
 
+    def specular_mean(self, texture):
+        return None  # no specular-level regressor
+
 
 def _scale_drift(res, problem) -> float:
     """Largest per-channel |log| ratio of the returned to the encoders' skin-mean albedo."""
@@ -292,6 +297,25 @@ class LevelNets(UniformAlbedoNets):
 
     def albedo_level(self, texture):
         return self.level.clone()
+
+
+class SpecularLevelNets(LevelNets):
+    """:class:`LevelNets` whose specular-level regressor reports a mean of 0.35."""
+
+    def specular_mean(self, texture):
+        return torch.tensor([[0.35]])
+
+
+def test_gauge_sets_the_specular_regressors_mean_unless_turned_off(problem):
+    nets = SpecularLevelNets()
+    on = fit_latents(nets, problem, paper(iterations=4, albedo_gauge=True, gauge_tolerance=1e6))
+    torch.testing.assert_close(skin_level(on.maps.specular, problem.texture), torch.tensor([[0.35]]))
+    torch.testing.assert_close(on.latent_maps.specular, on.maps.specular)
+    off = fit_latents(nets, problem, paper(iterations=4, albedo_gauge=True, gauge_tolerance=1e6,
+                                           specular_gauge=False))
+    torch.testing.assert_close(off.maps.specular, torch.full_like(off.maps.specular, 0.2))
+    no_gauge = fit_latents(nets, problem, paper(iterations=4, albedo_gauge=False))
+    torch.testing.assert_close(no_gauge.maps.specular, torch.full_like(no_gauge.maps.specular, 0.2))
 
 
 def test_gauge_takes_the_level_regressors_level_when_asked(problem):
@@ -441,3 +465,15 @@ def test_detail_maps_follow_the_face():
     # bilinear: shrinking back gives the network's map again, nearly
     back = torch.nn.functional.interpolate(big.specular, size=128, mode="bilinear", antialias=True)
     assert float((back - maps.specular).abs().mean()) < 0.01
+
+
+def test_light_prior_holds_the_light_near_the_regressors(tiny_nets, problem):
+    code0 = tiny_nets.encode(problem.texture)
+    moved = {}
+    for w in (0.0, 10.0):
+        res = fit_latents(tiny_nets, problem, paper(iterations=10, optimize=("light",), light_prior=w))
+        moved[w] = float(sh_relative_change(res.light, code0.light))
+    assert moved[0.0] > 0.01
+    assert moved[10.0] < 0.3 * moved[0.0]
+    with pytest.raises(InputError, match="light_prior"):
+        FitSettings(light_prior=-1.0)

@@ -1,5 +1,7 @@
-"""The albedo-level regressor: its target, its training module, and its place in a checkpoint."""
+"""The albedo- and specular-level regressors: their targets, their training module, and their
+place in a checkpoint."""
 
+import dataclasses
 import json
 import math
 
@@ -8,9 +10,10 @@ import torch
 from omegaconf import OmegaConf
 
 from facerefl.data.types import ReflectanceBatch
-from facerefl.models.components.level import AlbedoLevelRegressor, level_errors, skin_level
+from facerefl.models.components.level import AlbedoLevelRegressor, level_errors, rescale_to_level, skin_level
 from facerefl.models.level_module import AlbedoLevelModule
-from facerefl.models.networks import LEVEL_FILE, NetworksConfig, ReflectanceNetworks
+from facerefl.models.networks import (LEVEL_FILE, SPECULAR_LEVEL_FILE, LightConfig, NetworksConfig,
+                                      ReflectanceNetworks)
 from facerefl.models.presets import preset_sizes
 from facerefl.render.color import srgb_to_linear
 
@@ -109,3 +112,49 @@ def test_exposure_augmentation_rescales_the_light_only():
     assert torch.equal(got[:, 3:], tex[:, 3:])  # the mask is not touched
     # the target is the true level, whatever the exposure
     torch.testing.assert_close(loss, (torch.log(torch.tensor(0.3))).square())
+
+
+def test_rescale_to_level_moves_the_skin_mean_and_clamps():
+    tex = _texture(1, 16)
+    spec = torch.full((1, 1, 16, 16), 0.2)
+    out, scale = rescale_to_level(spec, torch.tensor([[0.3]]), tex)
+    torch.testing.assert_close(skin_level(out, tex), torch.tensor([[0.3]]))
+    torch.testing.assert_close(scale, torch.tensor([[1.5]]))
+    high, _ = rescale_to_level(spec, torch.tensor([[4.0]]), tex)
+    assert float(high.max()) == 1.0
+
+
+def test_specular_target_trains_a_one_channel_level():
+    torch.manual_seed(0)
+    tex = torch.cat([_texture(4, 32, 0.3), _texture(4, 32, 0.7)])
+    spec = torch.cat([torch.full((4, 1, 16, 16), 0.2), torch.full((4, 1, 16, 16), 0.5)])
+    batch = ReflectanceBatch(texture=tex, albedo=torch.full((8, 3, 16, 16), 0.9), specular=spec,
+                             normal=torch.zeros(8, 3, 8, 8), light=torch.zeros(8, 3, 9))
+    module = AlbedoLevelModule(AlbedoLevelRegressor(32, 4, channels=1), optimizer=None, target="specular")
+    module.log = lambda *a, **k: None
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        expected = level_errors(module.net(tex), spec, tex).square().mean()
+    # the loss is against the specular map's level, not the albedo's (mirroring leaves a
+    # uniform texture's answer unchanged)
+    torch.testing.assert_close(loss.detach(), expected)
+    with pytest.raises(ValueError, match="target"):
+        AlbedoLevelModule(AlbedoLevelRegressor(32, 4), optimizer=None, target="normal")
+
+
+def test_checkpoint_with_a_specular_level_regressor(tmp_path):
+    sizes = dataclasses.replace(preset_sizes("cpu"), specular_level=LightConfig(32, 4), mirror_average=True)
+    torch.manual_seed(0)
+    nets = ReflectanceNetworks(sizes).freeze()
+    nets.save_safetensors(tmp_path / "spec")
+    assert (tmp_path / "spec" / SPECULAR_LEVEL_FILE).is_file()
+    assert json.loads((tmp_path / "spec" / "config.json").read_text())["specular_level"] == {"input_size": 32, "width": 4}
+    loaded = ReflectanceNetworks.from_safetensors(tmp_path / "spec").freeze()
+    t = torch.rand(2, 4, 64, 64)
+    got = loaded.specular_mean(t)
+    assert got.shape == (2, 1) and bool((got > 0).all())
+    # mirror-averaged in log space, as the albedo level
+    expected = (0.5 * (nets.specular_level(t) + nets.specular_level(t.flip(-1)))).exp()
+    torch.testing.assert_close(got, expected)
+    plain = ReflectanceNetworks(preset_sizes("cpu")).freeze()
+    assert plain.specular_mean(t) is None and "specular_level" not in plain.cfg.to_dict()

@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from facerefl.data.assemble import GeneratorSettings, Sizes
 from facerefl.data.cache import write_cache
+from facerefl.models.components.level import AlbedoLevelRegressor
 from facerefl.models.networks import ReflectanceNetworks, shipped_dir
 from facerefl.tasks import adapt
 
@@ -89,6 +90,39 @@ def test_adapt_writes_a_borrowing_checkpoint_with_validation_and_card(tmp_path, 
     assert str(tmp_path) not in card and "3 examples" not in card and "1 examples in" in card
 
 
+def test_a_specular_level_stage_adds_a_network_the_base_lacks(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    fresh = AlbedoLevelRegressor(64, 16, channels=1).state_dict()
+    seen = {}
+
+    def fake_run_stages(stages, steps, common, run_root, reuse, record, per_stage):
+        (run_root / "stages").mkdir(parents=True)
+        save_file({k: v.clone() for k, v in fresh.items()}, str(run_root / "stages" / "specular_level.safetensors"))
+        record["stages"].append({"stage": "specular_level", "steps": steps["specular_level"], "batch_size": 32,
+                                 "wall_s": 1.0, "metrics": {}})
+        seen.update(per_stage=per_stage, steps=steps)
+
+    monkeypatch.setattr(adapt, "run_stages", fake_run_stages)
+    cache, val, out = tmp_path / "cache", tmp_path / "val", tmp_path / "adapted"
+    write_cache(cache, CPU_SIZES, [1], shard_size=1)
+    write_cache(val, CPU_SIZES, [2, 3], shard_size=2)
+    assert adapt.main(["--base", str(BASE), "--cache", str(cache), "--val", str(val), "--out", str(out),
+                       "--run-root", str(tmp_path / "runs"), "--val-examples", "2", "--stages", "specular_level"]) == 0
+    assert seen["steps"] == {"specular_level": 3000}
+    assert not any(o.startswith("init_weights=") for o in seen["per_stage"]["specular_level"])  # from scratch
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["specular_level"] == {"input_size": 64, "width": 16}
+    assert "specular_level.safetensors" not in cfg["base"]["sha256"]
+    nets = ReflectanceNetworks.from_safetensors(out)
+    for k, v in nets.specular_level.state_dict().items():
+        assert torch.equal(v, fresh[k])
+    v = json.loads((out / "metrics.json").read_text())["validation"]
+    assert "specular/psnr_leveled" in v["adapted"]["photo"] and "specular/psnr_leveled" not in v["base"]["photo"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| specular_level | scratch |" in card
+    assert "| specular, at the specular-level regressor's mean | — |" in card
+
+
 def test_an_enhancer_stage_needs_its_encoder_stage(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(adapt, "run_stages", lambda *a, **k: pytest.fail("trained"))
     args = ["--cache", str(tmp_path), "--val", str(tmp_path), "--out", str(tmp_path / "out")]
@@ -121,7 +155,8 @@ def test_adapt_end_to_end_tiny(tmp_path):
     out = tmp_path / "adapted"
     common = ["--cache", str(tmp_path / "cache"), "--val", str(tmp_path / "val"), "--out", str(out),
               "--run-root", str(tmp_path / "runs"), "--encoder-steps", "2", "--level-steps", "2",
-              "--light-steps", "2", "--enhancer-steps", "2", "--val-examples", "2", "--reuse"]
+              "--light-steps", "2", "--enhancer-steps", "2", "--specular-level-steps", "2", "--val-examples", "2",
+              "--reuse"]
     assert adapt.main(common) == 0
     stages = json.loads((out / "metrics.json").read_text())["stages"]
     assert [s["stage"] for s in stages] == list(adapt.STAGES) and all(s["steps"] == 2 for s in stages)

@@ -19,7 +19,7 @@ from torch import nn
 from facerefl.models.components.autoencoder import resize_map
 from facerefl.models.components.light import SHRegressor
 
-__all__ = ["AlbedoLevelRegressor", "skin_level", "level_errors"]
+__all__ = ["AlbedoLevelRegressor", "skin_level", "level_errors", "rescale_to_level"]
 
 
 class AlbedoLevelRegressor(nn.Module):
@@ -29,17 +29,19 @@ class AlbedoLevelRegressor(nn.Module):
     Args:
         input_size: side T is resized to.
         width: channels of the first stage (stages use width·(1, 2, 4, 8, 8)).
+        channels: outputs (3 for the albedo; 1 when trained for the specular map's level,
+            ``target="specular"`` of :class:`~facerefl.models.level_module.AlbedoLevelModule`).
     """
 
-    def __init__(self, input_size: int = 64, width: int = 16) -> None:
+    def __init__(self, input_size: int = 64, width: int = 16, channels: int = 3) -> None:
         super().__init__()
         self.input_size = input_size
         body = SHRegressor(input_size, width)
         self.features = body.features
-        self.fc = nn.Linear(body.fc.in_features, 3)
+        self.fc = nn.Linear(body.fc.in_features, channels)
 
     def forward(self, texture: torch.Tensor) -> torch.Tensor:
-        """``log`` level ``[B, 3]``; :meth:`level` gives the level itself."""
+        """``log`` level ``[B, channels]``; :meth:`level` gives the level itself."""
         return self.fc(self.features(resize_map(texture, self.input_size)).mean(dim=(2, 3)))
 
     def level(self, texture: torch.Tensor) -> torch.Tensor:
@@ -62,6 +64,18 @@ def skin_level(albedo: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
 
 
 def level_errors(pred_log: torch.Tensor, albedo: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
-    """``log`` level prediction ``[B, 3]`` minus ``log`` of the true :func:`skin_level` of
-    ``albedo`` ``[B, 3, H, W]`` (floored at 1e-4) → ``[B, 3]``."""
+    """``log`` level prediction ``[B, C]`` minus ``log`` of the true :func:`skin_level` of
+    ``albedo`` ``[B, C, H, W]`` (or any map: the specular one, C = 1; floored at 1e-4)
+    → ``[B, C]``."""
     return pred_log - skin_level(albedo, texture).clamp_min(1e-4).log()
+
+
+def rescale_to_level(values: torch.Tensor, level: torch.Tensor, texture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale each channel of a map ``[B, C, H, W]`` (linear, in [0, 1]) so that its
+    :func:`skin_level` becomes ``level`` ``[B, C]``; the result is clamped to [0, 1].
+
+    Returns ``(map, scale [B, C])``. The fit's albedo gauge moves the albedo with it, and
+    the specular map goes to the specular-level regressor's mean the same way.
+    """
+    scale = level / skin_level(values, texture).clamp(min=1e-6)
+    return (values * scale[..., None, None]).clamp(0, 1), scale
