@@ -88,7 +88,7 @@ eval-small: testset  ## quick evaluation: 4 test examples (full, no_renderer), 3
 	$(VPY) evaluate.py photos=$(SAMPLES)
 
 eval: testset  ## Table 1 on the 100-example test set, all ablations, Figures 5 and 7, sample photos
-	$(VPY) evaluate.py -m ablation=full,no_skip,no_renderer,no_enhancer workers=2
+	$(VPY) evaluate.py -m ablation=full,paper_fit,no_skip,no_renderer,no_enhancer workers=2
 	$(VPY) evaluate.py photos=$(SAMPLES)
 
 clean:  ## remove caches (not the venv)

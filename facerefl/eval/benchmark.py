@@ -3,7 +3,8 @@
 Each (face, lighting) example is rendered by the Monte Carlo renderer as the test set is
 (:func:`facerefl.eval.consistency.benchmark_example`; cached on disk as safetensors, so
 reruns skip the rendering), then goes through the geometry stage and the latent phase
-once. The paper's method is the latent phase's maps (with the albedo gauge when on);
+once. The "paper" pipeline is the latent phase's maps (with the gauge when on; the paper's
+method exactly under ``ablation=paper_fit``);
 every delighting variant is applied to that same fit, so the variants are compared side by
 side on identical inputs in one run. Per variant and face: pairwise albedo PSNR (raw and
 per-channel gain-aligned), albedo PSNR against the truth, the luminance coefficient of
@@ -37,7 +38,7 @@ from facerefl.models.networks import ReflectanceNetworks
 
 __all__ = ["load_or_render", "run_job", "run_benchmark", "PAPER"]
 
-#: Name of the pipeline without delighting (the paper's method).
+#: Name of the pipeline without delighting (the latent phase; the paper's method under ablation=paper_fit).
 PAPER = "paper"
 
 

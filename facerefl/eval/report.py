@@ -69,9 +69,9 @@ def table1_markdown(summary: dict, title: str = "Table 1") -> str:
         rows.append(f"| {metric.upper()} ours, scale-aligned | " + " | ".join(_fmt(v, digits) for v in al) + " |")
     if summary.get("paper_scores"):
         for metric, digits in (("psnr", 2), ("rmse", 3)):
-            rows.append(f"| {metric.upper()} ours, paper's method (latent phase) | " + " | ".join(
+            rows.append(f"| {metric.upper()} ours, latent phase (no delighting) | " + " | ".join(
                 _fmt(_cell(summary, "paper_scores", c, metric), digits) for c in TABLE1_COLUMNS) + " |")
-        rows.append("| PSNR ours, paper's method, scale-aligned | " + " | ".join(_fmt(v) for v in (
+        rows.append("| PSNR ours, latent phase, scale-aligned | " + " | ".join(_fmt(v) for v in (
             _cell(summary, "paper_scores", "albedo_aligned", "psnr"), None, None,
             _cell(summary, "paper_scores", "light_aligned", "psnr"))) + " |")
     flat = summary.get("flat_normal") or {}

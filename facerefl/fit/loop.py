@@ -87,7 +87,9 @@ class FitSettings:
         lr: Adam step size.
         betas: Adam moment decay rates.
         optimize: which latents are free (subset of ``LATENTS``); the rest stay at the
-            encoders' values.
+            encoders' values. The paper frees all four; the default only the albedo and
+            the light (the photo moved the others away from the truth on held-out faces,
+            ``docs/photo_unwrap.md``, session 9).
         lr_schedule: ``"constant"`` (the paper) or ``"cosine"``: the step falls from
             ``lr`` to ``lr · lr_end`` along half a cosine over ``iterations``.
         lr_end: the cosine schedule's last step, as a fraction of ``lr``.
@@ -151,7 +153,7 @@ class FitSettings:
     iterations: int = 150
     lr: float = 0.1
     betas: tuple[float, float] = (0.9, 0.999)
-    optimize: tuple[str, ...] = LATENTS
+    optimize: tuple[str, ...] = ("albedo", "light")
     lr_schedule: str = "constant"
     lr_end: float = 0.05
     early_stop: bool = False
@@ -172,7 +174,7 @@ class FitSettings:
     gauge_tolerance: float = 1.0
     gauge_level: str = "auto"
     gauge_light_weight: float = 0.0
-    light_prior: float = 0.0
+    light_prior: float = 0.003
     specular_gauge: bool = True
     delight: DelightSettings | None = field(default_factory=DelightSettings)
 

@@ -341,7 +341,7 @@ def consistency_markdown(res: dict, lightings: list[str]) -> str:
     rows = ["| pipeline | pairwise albedo PSNR | gain-aligned | min pair | vs truth | aligned vs truth | "
             "luminance CoV | light PSNR | reconstruction PSNR |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in res["summary"].items():
-        label = "paper's method (latent phase)" if name == "paper" else f"{name} (delighting)"
+        label = "latent phase (no delighting)" if name == "paper" else f"{name} (delighting)"
         rows.append(f"| {label} | {f(s['pairwise_psnr_mean'])} | {f(s['pairwise_psnr_aligned_mean'])} | "
                     f"{f(s['pairwise_psnr_min'])} | {f(s['psnr_vs_truth_mean'])} | {f(s['albedo_aligned_psnr'])} | "
                     f"{f(s['luminance_cov'], 3)} | {f(s['light_psnr'])} | {f(s['recon_psnr'])} |")

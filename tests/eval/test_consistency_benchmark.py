@@ -74,4 +74,4 @@ def test_benchmark_end_to_end_small(tiny_eval_weights, tmp_path):
     assert res["summary"]["default"]["recon_psnr"] > res["summary"]["paper"]["recon_psnr"]
     doc = json.loads((out / "consistency.json").read_text())
     assert set(doc["summary"]) == {"paper", "default", "flat"}
-    assert (out / "consistency_sheet.png").is_file() and "paper's method" in (out / "consistency.md").read_text()
+    assert (out / "consistency_sheet.png").is_file() and "latent phase (no delighting)" in (out / "consistency.md").read_text()

@@ -14,9 +14,10 @@ from facerefl.render.sh import sh_relative_change
 
 
 def paper(**kw) -> FitSettings:
-    """The paper's loop: constant step, enhancers in every step, no gauge, no delighting."""
-    return FitSettings(**{"albedo_gauge": False, "delight": None, "lr_schedule": "constant",
-                          "enhanced_iterations": None, "detail_max_size": 0, **kw})
+    """The paper's loop: every code free, no light prior, constant step, enhancers in every
+    step, no gauge, no delighting."""
+    return FitSettings(**{"optimize": loop.LATENTS, "light_prior": 0.0, "albedo_gauge": False, "delight": None,
+                          "lr_schedule": "constant", "enhanced_iterations": None, "detail_max_size": 0, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -48,10 +48,13 @@ def test_shipped_architecture_is_the_cpu_preset(name):
 
 def _check(metrics, expected):
     keys = [k for k in expected if "psnr" in k]
-    assert len(keys) == 13
+    # 13 map and light PSNRs, and the specular map at its regressor's mean where the
+    # checkpoint has one (session 9)
+    assert len(keys) == 13 + ("specular/psnr_leveled" in expected)
     for k in keys:
         assert metrics[k] == pytest.approx(expected[k], abs=0.1), k
-    for k in [k for k in expected if k.startswith("level/")]:  # cards written since session 5
+    # cards written since session 5 (albedo level) and session 9 (specular level)
+    for k in [k for k in expected if k.startswith(("level/", "specular_level/"))]:
         assert metrics[k] == pytest.approx(expected[k], abs=0.005), k
 
 
@@ -94,9 +97,11 @@ def test_adapted_checkpoint_borrows_from_its_pinned_base(name):
     theirs = sum(f.stat().st_size for f in base.glob("*.safetensors") if f.name != VAL_FILE)
     assert own < 0.7 * theirs  # the decoders and enhancers are the base's
     nets = ReflectanceNetworks.load_shipped(name)
-    # the preset's sizes; adapt's output averages the regressors' mirrored answers
+    # the preset's sizes; adapt's output averages the regressors' mirrored answers and may
+    # add a specular-level regressor (the level regressor's sizes)
     assert nets.cfg.mirror_average
-    assert dataclasses.replace(nets.cfg, mirror_average=False) == preset_sizes("cpu")
+    assert nets.cfg.specular_level in (None, nets.cfg.level)
+    assert dataclasses.replace(nets.cfg, mirror_average=False, specular_level=None) == preset_sizes("cpu")
     card = (folder / "MODEL_CARD.md").read_text()
     assert "| albedo (decoder) |" in card and not any(p in card for p in ("/tmp/", "/work/", "/root/", "/home/"))
 
