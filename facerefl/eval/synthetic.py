@@ -48,8 +48,8 @@ class ExampleResult:
         ok: False when the pipeline failed (``error`` says why).
         scores: Table 1 scores of the final (optimized) maps.
         initial_scores: the same for the encoders' initial maps (iteration 0).
-        paper_scores: the same for the latent phase's maps (the paper's method, with the
-            albedo gauge when it is on), which the default pipeline's delighting starts
+        paper_scores: the same for the latent phase's maps (with the gauge when it is on;
+            the paper's method under ``ablation=paper_fit``), which the default pipeline's delighting starts
             from; equal to ``scores`` when nothing follows the latent phase.
         flat_normal: the normal column's baseline, a flat map (:func:`flat_normal_score`).
         image: image-space PSNR/SSIM (face region, sRGB) before and after optimization.
@@ -128,7 +128,7 @@ def composite(fit: PhotoFit) -> Tensor:
 
 
 def scores_of(fit: PhotoFit, gt: GroundTruth, probe_size: int) -> tuple[MapScores, MapScores, MapScores]:
-    """Final, initial and latent-phase (paper's method) :class:`MapScores` of a fit."""
+    """Final, initial and latent-phase :class:`MapScores` of a fit."""
     r = fit.result
     final = compare(r.maps.albedo, r.maps.specular, r.maps.normal, r.light, gt, probe_size)
     first = compare(r.initial_maps.albedo, r.initial_maps.specular, r.initial_maps.normal,

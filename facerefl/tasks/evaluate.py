@@ -255,7 +255,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """The lighting-consistency benchmark (:mod:`facerefl.eval.benchmark`): the default
-    pipeline (``fit.delight``) next to the paper's method, on ``consistency.faces`` faces
+    pipeline (``fit.delight``) next to its latent phase, on ``consistency.faces`` faces
     under the named lightings; writes ``consistency.json``, ``consistency.md`` and
     ``consistency_sheet.png`` (inputs and both pipelines' albedos of the first face)."""
     from facerefl.assets import cache_dir
@@ -273,7 +273,7 @@ def run_consistency(cfg: DictConfig, out: Path) -> dict[str, Any]:
         raise InputError(f"unknown consistency.lightings {bad}; choose from {list(known)}")
     settings, geometry = _settings(cfg)
     if settings.delight is None:
-        raise InputError("the consistency benchmark compares the delighting with the paper's method; "
+        raise InputError("the consistency benchmark compares the delighting with the latent phase; "
                          "set fit.delight.enabled=true")
     if str(c.renderer) not in ("mc", "sh"):
         raise InputError(f"consistency.renderer must be mc or sh, got {c.renderer!r}")
@@ -329,7 +329,7 @@ def consistency_variants(default, extra) -> dict:
         merged = {**asdict(default), **dict(overrides)}
         out[str(name)] = DelightSettings.from_config(merged)
         if out[str(name)] is None:
-            raise InputError(f"consistency.variants.{name} turns the delighting off; the paper's method is always reported")
+            raise InputError(f"consistency.variants.{name} turns the delighting off; the latent phase is always reported")
     return out
 
 
