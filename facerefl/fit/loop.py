@@ -147,7 +147,8 @@ class FitSettings:
         light_prior: beyond the paper (0 = the paper): the latent phase's loss adds this
             weight times the SH light's squared distance from the light regressor's,
             relative to the regressor's (:func:`~facerefl.render.sh.sh_relative_change`),
-            so the photo can move the light only where it pays for it.
+            so the photo can move the light only where it pays for it. The latent phase's
+            losses (and its best iterate) include this term.
     """
 
     iterations: int = 150
