@@ -66,7 +66,7 @@ train: setup  ## train every CPU-preset network and export weights to data/check
 train-noskip: setup  ## retrain the autoencoders without skips on cpu's data (§8.4.1) → data/checkpoints/cpu_noskip
 	OMP_WAIT_POLICY=PASSIVE $(VPY) -m facerefl.tasks.train_all --no-skip --data-commit 729ddba --cache-workers 1
 
-# sessions 7-8's adaptation (docs/photo_unwrap.md): photo-unwrapped caches once, then the stages
+# sessions 7-9's adaptation (docs/photo_unwrap.md): photo-unwrapped caches once, then the stages
 # (finished ones kept, an interrupted one resumed); writes ADAPT_OUT, not the shipped folder.
 # A run root holding exports of other step counts is reused as it is: use a fresh ADAPT_RUN.
 ADAPT_DIR ?= outputs/photo_unwrap
@@ -74,7 +74,7 @@ ADAPT_OUT ?= outputs/adapt/cpu_x10_photo
 ADAPT_RUN ?= outputs/adapt
 ADAPT_SIZES := --image 256 --texture 128 --detail 128 --workers 2 --unwrap photo
 
-adapt: setup  ## adapt cpu_x10 to photo-unwrapped textures (as the shipped cpu_x10_photo) → ADAPT_OUT (~2.5 h on 2 cores)
+adapt: setup  ## adapt cpu_x10 to photo-unwrapped textures (as the shipped cpu_x10_photo) → ADAPT_OUT (~2.8 h on 2 cores)
 	test -f $(ADAPT_DIR)/val/manifest.json || $(VPY) -m facerefl.data.make_cache --out $(ADAPT_DIR)/val --n 1024 --seed 500000 --shard-size 1024 $(ADAPT_SIZES)
 	test -f $(ADAPT_DIR)/cache/manifest.json || $(VPY) -m facerefl.data.make_cache --out $(ADAPT_DIR)/cache --n 9600 --seed 0 --shard-size 3200 $(ADAPT_SIZES)
 	$(VPY) -m facerefl.tasks.adapt --base data/checkpoints/cpu_x10 --cache $(ADAPT_DIR)/cache --val $(ADAPT_DIR)/val --out $(ADAPT_OUT) --run-root $(ADAPT_RUN) --threads 2 --reuse
