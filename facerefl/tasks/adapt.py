@@ -42,6 +42,7 @@ from facerefl.data.cache import cache_count, read_manifest
 from facerefl.errors import InputError
 from facerefl.fsutil import atomic_write_text
 from facerefl.models.evaluation import evaluate_networks
+from facerefl.models.components.level import AlbedoLevelRegressor
 from facerefl.models.networks import LightConfig, ReflectanceNetworks
 from facerefl.tasks.train_all import (QUICK_VAL, VAL_FILE, _shown_path, cache_batches, load_validation_set,
                                       run_stages)
@@ -97,7 +98,7 @@ def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> Reflecta
             getattr(nets.branch(part), prefix[:-1]).load_state_dict(
                 {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         elif getattr(nets, part) is None and part in NEW_NETWORKS:
-            nets = _with_specular_level(nets, state)
+            _add_specular_level(nets, state)
         elif getattr(nets, part) is None:
             raise InputError(f"the base {base} has no {part} network to adapt")
         else:
@@ -105,16 +106,14 @@ def compose_networks(base: Path, stage_dir: Path, stages: list[str]) -> Reflecta
     return nets
 
 
-def _with_specular_level(nets: ReflectanceNetworks, state: dict) -> ReflectanceNetworks:
-    """``nets`` plus a specular-level regressor holding ``state`` (sized by the state's
-    shapes: the first convolution's width, the input side of the level regressor)."""
+def _add_specular_level(nets: ReflectanceNetworks, state: dict) -> None:
+    """Give ``nets`` a specular-level regressor holding ``state`` (its width read from the
+    first convolution; its input side the level regressor's, or else the light's)."""
     width = int(state["features.0.weight"].shape[0])
-    size = nets.cfg.level.input_size if nets.cfg.level is not None else nets.cfg.light.input_size
-    cfg = dataclasses.replace(nets.cfg, specular_level=LightConfig(size, width))
-    out = ReflectanceNetworks(cfg)
-    out.load_state_dict(nets.state_dict(), strict=False)
-    out.specular_level.load_state_dict(state)
-    return out
+    size = (nets.cfg.level or nets.cfg.light).input_size
+    nets.cfg = dataclasses.replace(nets.cfg, specular_level=LightConfig(size, width))
+    nets.specular_level = AlbedoLevelRegressor(size, width, channels=1)
+    nets.specular_level.load_state_dict(state)
 
 
 def _count(batches: list) -> int:
@@ -253,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="average the light and level regressors' answers for T and its mirror image")
     p.add_argument("--note", default="")
     args = p.parse_args(argv)
+    # by stage name, else by its suffix (albedo_ae → ae)
     per_kind = {"ae": args.encoder_steps, "enh": args.enhancer_steps, "level": args.level_steps,
-                "light": args.light_steps}
-    steps = {s: args.specular_level_steps if s == "specular_level" else per_kind[s.rsplit("_", 1)[-1]]
-             for s in args.stages}
+                "light": args.light_steps, "specular_level": args.specular_level_steps}
+    steps = {s: per_kind[s] if s in per_kind else per_kind[s.rsplit("_", 1)[-1]] for s in args.stages}
     # the card's command shows the path arguments as _shown_path does (no machine path)
     paths = {str(a) for a in (args.base, args.val, args.out, args.run_root, *args.cache)}
     command = "python -m facerefl.tasks.adapt " + " ".join(
