@@ -54,7 +54,7 @@ from torch import Tensor
 from facerefl.errors import InputError
 from facerefl.fit.adam import Adam
 from facerefl.fit.delight import Delit, DelightSettings, albedo_size, delight
-from facerefl.models.components.level import rescale_to_level, skin_level
+from facerefl.models.components.level import eyes_fixed, rescale_to_level, skin_level
 from facerefl.models.metrics import masked_psnr
 from facerefl.models.networks import LatentCode, ReflectanceNetworks
 from facerefl.render.brdf import DEFAULT_ROUGHNESS
@@ -627,7 +627,8 @@ def _refine_or_gauge(problem: FitProblem, settings: FitSettings, run: _LatentRun
                               settings.gauge_light_weight, prior)
         maps_b, light_b, gauge = guarded_gauge(problem, maps_b, light_b, target, settings)
         if specular_level is not None:
-            spec, _ = rescale_to_level(maps_b.specular, specular_level, problem.texture)
+            spec, _ = rescale_to_level(maps_b.specular, specular_level, problem.texture,
+                                       fixed=eyes_fixed(maps_b.specular))
             maps_b = ReflectanceMaps(maps_b.albedo, spec, maps_b.normal)
         latent_maps = maps_b
     return maps_b, light_b, latent_maps, gauge, best_idx, losses

@@ -52,6 +52,7 @@ __all__ = [
     "Region",
     "Template",
     "convert_asset",
+    "eyes_uv_coverage",
     "load_template",
     "region_uv_mask",
     "skin_uv_mask",
@@ -388,3 +389,22 @@ def skin_uv_mask(template: Template | None, size: int) -> np.ndarray:
             hole = cv2.dilate(hole, kernel)
         mask &= ~hole.astype(bool)
     return mask
+
+
+@functools.lru_cache(maxsize=8)
+def _eyes_uv_coverage_cached(size: int, supersample: int) -> np.ndarray:
+    t = load_template()
+    big = size * supersample
+    eyes = region_uv_mask(t, t.region("left_eye"), big) | region_uv_mask(t, t.region("right_eye"), big)
+    return eyes.reshape(size, supersample, size, supersample).mean(axis=(1, 3)).astype(np.float32)
+
+
+def eyes_uv_coverage(size: int, supersample: int = 4) -> np.ndarray:
+    """Fraction of each texel of a ``size × size`` UV texture that the two eye openings
+    cover (area-averaged from a ``supersample``-times finer mask), ``[size, size]`` float32
+    in [0, 1]; cached per size.
+
+    The eyes' reflectance is not the skin's: the specular gauge leaves these texels as
+    they are (:func:`facerefl.models.components.level.rescale_to_level`'s ``fixed``).
+    """
+    return _eyes_uv_coverage_cached(int(size), int(supersample)).copy()

@@ -18,7 +18,7 @@ import torch
 
 from facerefl.models.components.autoencoder import resize_reflectance
 from facerefl.models.components.heads import KINDS
-from facerefl.models.components.level import level_errors, rescale_to_level, skin_level
+from facerefl.models.components.level import eyes_fixed, level_errors, rescale_to_level, skin_level
 from facerefl.models.metrics import detail_energy_ratio, detail_psnr, light_psnr, map_psnr
 from facerefl.models.networks import ReflectanceNetworks
 
@@ -35,8 +35,8 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
     regressor (when the networks have one); for the specular map likewise
     ``specular_level/encoders_rms_log`` and, with a specular-level regressor,
     ``specular_level/rms_log`` and ``specular/psnr_leveled``: the enhanced map rescaled to
-    that regressor's mean (:func:`~facerefl.models.components.level.rescale_to_level`), as
-    the fit's gauge does.
+    that regressor's mean (:func:`~facerefl.models.components.level.rescale_to_level`, the
+    eyes left alone), as the fit's gauge does.
     """
     nets.freeze()
     sums: dict[str, float] = defaultdict(float)
@@ -62,7 +62,7 @@ def evaluate_networks(nets: ReflectanceNetworks, batches: Iterable) -> dict[str,
         sums["specular_level/encoders_rms_log"] += level_errors(enc, batch.specular, batch.texture).square().mean(1).sum().item()
         if spec_level is not None:
             sums["specular_level/rms_log"] += level_errors(spec_level.log(), batch.specular, batch.texture).square().mean(1).sum().item()
-            leveled, _ = rescale_to_level(fine.specular, spec_level, batch.texture)
+            leveled, _ = rescale_to_level(fine.specular, spec_level, batch.texture, fixed=eyes_fixed(fine.specular))
             sums["specular/psnr_leveled"] += map_psnr(leveled, batch.specular, "specular").sum().item()
         n += batch.batch_size
     if n == 0:

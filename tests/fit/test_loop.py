@@ -8,7 +8,7 @@ import facerefl.fit.loop as loop
 from facerefl.errors import InputError
 from facerefl.fit.loop import FitProblem, FitSettings, fit_latents, masked_psnr
 from facerefl.fit.pipeline import fit_geometry, image_metrics, problem_from_geometry
-from facerefl.models.components.level import skin_level
+from facerefl.models.components.level import eyes_fixed, skin_level
 from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.sh import sh_relative_change
 
@@ -312,6 +312,13 @@ def test_gauge_sets_the_specular_regressors_mean_unless_turned_off(problem):
     on = fit_latents(nets, problem, paper(iterations=4, albedo_gauge=True, gauge_tolerance=1e6))
     torch.testing.assert_close(skin_level(on.maps.specular, problem.texture), torch.tensor([[0.35]]))
     torch.testing.assert_close(on.latent_maps.specular, on.maps.specular)
+    # the eyes keep their own shine (the decoded 0.2); the rest carries the new level
+    fixed = eyes_fixed(on.latent_maps.specular)
+    eyes = fixed > 0
+    assert int(eyes.sum()) > 0
+    scale = float(on.latent_maps.specular[0, 0][~eyes].mean()) / 0.2
+    assert scale > 1.5
+    torch.testing.assert_close(on.latent_maps.specular[0, 0][eyes], 0.2 * (1 + (scale - 1) * (1 - fixed[eyes])))
     off = fit_latents(nets, problem, paper(iterations=4, albedo_gauge=True, gauge_tolerance=1e6,
                                            specular_gauge=False))
     torch.testing.assert_close(off.maps.specular, torch.full_like(off.maps.specular, 0.2))

@@ -108,3 +108,17 @@ def test_skin_mask_excludes_eyes_and_mouth(template):
     assert (skin & cheek).sum() > 0.95 * cheek.sum()
     # Cached default equals the explicit template version.
     np.testing.assert_array_equal(tpl.skin_uv_mask(None, size), skin)
+
+
+def test_eyes_coverage_is_the_eye_regions_area_fraction(template):
+    size = 64
+    cover = tpl.eyes_uv_coverage(size)
+    assert cover.shape == (size, size) and cover.dtype == np.float32
+    assert 0.0 <= cover.min() and cover.max() <= 1.0
+    fine = (tpl.region_uv_mask(template, template.region("left_eye"), size * 4)
+            | tpl.region_uv_mask(template, template.region("right_eye"), size * 4))
+    # the area-average keeps the eyes' total area
+    assert abs(cover.sum() - fine.sum() / 16) < 1e-3 * fine.sum()
+    # full texels lie in the eyes, and the eyes never overlap the valid skin
+    assert (cover == 1).sum() > 4
+    assert not (tpl.skin_uv_mask(None, size) & (cover > 0)).any()

@@ -10,7 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from facerefl.data.types import ReflectanceBatch
-from facerefl.models.components.level import AlbedoLevelRegressor, level_errors, rescale_to_level, skin_level
+from facerefl.models.components.level import (AlbedoLevelRegressor, eyes_fixed, level_errors, rescale_to_level,
+                                              skin_level)
 from facerefl.models.level_module import AlbedoLevelModule
 from facerefl.models.networks import (LEVEL_FILE, SPECULAR_LEVEL_FILE, LightConfig, NetworksConfig,
                                       ReflectanceNetworks)
@@ -122,6 +123,47 @@ def test_rescale_to_level_moves_the_skin_mean_and_clamps():
     torch.testing.assert_close(scale, torch.tensor([[1.5]]))
     high, _ = rescale_to_level(spec, torch.tensor([[4.0]]), tex)
     assert float(high.max()) == 1.0
+
+
+def test_rescale_to_level_leaves_fixed_texels_alone():
+    tex = _texture(1, 16)
+    spec = torch.full((1, 1, 16, 16), 0.2)
+    fixed = torch.zeros(16, 16)
+    fixed[0:4, 0:4] = 1.0   # outside the skin: kept
+    fixed[0:4, 4:8] = 0.5   # half kept: scaled by 1 + (1.5 - 1) / 2
+    out, scale = rescale_to_level(spec, torch.tensor([[0.3]]), tex, fixed=fixed)
+    torch.testing.assert_close(skin_level(out, tex), torch.tensor([[0.3]]))
+    torch.testing.assert_close(out[0, 0, 0:4, 0:4], torch.full((4, 4), 0.2))
+    torch.testing.assert_close(out[0, 0, 0:4, 4:8], torch.full((4, 4), 0.25))
+    torch.testing.assert_close(out[0, 0, 8:, 8:], torch.full((8, 8), 0.3))
+
+
+def test_eyes_fixed_matches_the_map_grid():
+    spec = torch.zeros(2, 1, 32, 32, dtype=torch.float64)
+    fixed = eyes_fixed(spec)
+    assert fixed.shape == (32, 32) and fixed.dtype == torch.float64
+    assert 0 < float(fixed.sum()) < 0.05 * 32 * 32
+
+
+def test_white_balance_augmentation_changes_each_channel_within_its_range():
+    torch.manual_seed(0)
+    net = AlbedoLevelRegressor(input_size=16, width=4, channels=1)
+    seen = []
+    net.forward = lambda t: seen.append(t) or torch.zeros(t.shape[0], 1)
+    module = AlbedoLevelModule(net, optimizer=None, mirror=False, target="specular", white_balance=0.2)
+    module.log = lambda *a, **k: None
+    tex = _texture(b=64, size=16, rgb=0.4)
+    spec = torch.full((64, 1, 16, 16), 0.3)
+    batch = ReflectanceBatch(texture=tex, albedo=torch.full((64, 3, 16, 16), 0.5), specular=spec,
+                             normal=torch.rand(64, 3, 8, 8), light=torch.rand(64, 3, 9))
+    loss = module.training_step(batch, 0)
+    gain = srgb_to_linear(seen[0][:, :3, 0, 0]) / srgb_to_linear(tex[:, :3, 0, 0])
+    log_gain = gain.log()
+    assert float(log_gain.abs().max()) <= 0.2 + 1e-5
+    assert float(log_gain.std()) > 0.05          # the gains vary ...
+    assert float((log_gain[:, 0] - log_gain[:, 1]).abs().max()) > 0.05   # ... per channel
+    assert torch.equal(seen[0][:, 3:], tex[:, 3:])
+    torch.testing.assert_close(loss, (torch.log(torch.tensor(0.3))).square())
 
 
 def test_specular_target_trains_a_one_channel_level():

@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facerefl.geometry.template import eyes_uv_coverage
 from facerefl.models.components.autoencoder import resize_map
 from facerefl.models.components.light import SHRegressor
 
-__all__ = ["AlbedoLevelRegressor", "skin_level", "level_errors", "rescale_to_level"]
+__all__ = ["AlbedoLevelRegressor", "skin_level", "level_errors", "rescale_to_level", "eyes_fixed"]
 
 
 class AlbedoLevelRegressor(nn.Module):
@@ -49,6 +50,15 @@ class AlbedoLevelRegressor(nn.Module):
         return self(texture).exp()
 
 
+def _skin_mask(texture: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """T's mask channel on the grid of ``like`` ``[B, C, H, W]`` (bilinear, > 0.5) →
+    ``[B, 1, H, W]``; an example with no skin gets the whole map."""
+    mask = F.interpolate(texture[:, 3:4], size=like.shape[-2:], mode="bilinear", align_corners=False)
+    mask = (mask > 0.5).to(like.dtype)
+    empty = mask.sum((2, 3), keepdim=True) < 1
+    return torch.where(empty, torch.ones_like(mask), mask)
+
+
 def skin_level(albedo: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
     """Per-channel mean of ``albedo`` ``[B, 3, H, W]`` over T's valid skin → ``[B, 3]``.
 
@@ -56,10 +66,7 @@ def skin_level(albedo: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
     (bilinear, > 0.5); an example with no skin falls back to its whole map. The training
     target of :class:`AlbedoLevelRegressor`, and what the fit's gauge sets.
     """
-    mask = F.interpolate(texture[:, 3:4], size=albedo.shape[-2:], mode="bilinear", align_corners=False)
-    mask = (mask > 0.5).to(albedo.dtype)
-    empty = mask.sum((2, 3), keepdim=True) < 1
-    mask = torch.where(empty, torch.ones_like(mask), mask)
+    mask = _skin_mask(texture, albedo)
     return (albedo * mask).sum((2, 3)) / mask.sum((2, 3))
 
 
@@ -70,12 +77,35 @@ def level_errors(pred_log: torch.Tensor, albedo: torch.Tensor, texture: torch.Te
     return pred_log - skin_level(albedo, texture).clamp_min(1e-4).log()
 
 
-def rescale_to_level(values: torch.Tensor, level: torch.Tensor, texture: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rescale_to_level(values: torch.Tensor, level: torch.Tensor, texture: torch.Tensor,
+                     fixed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale each channel of a map ``[B, C, H, W]`` (linear, in [0, 1]) so that its
     :func:`skin_level` becomes ``level`` ``[B, C]``; the result is clamped to [0, 1].
+
+    ``fixed`` (``[H, W]`` or broadcastable to the map, in [0, 1]): how much of each texel
+    keeps its value instead (the specular gauge's eyes, whose shine is not the skin's); a
+    texel is multiplied by ``1 + (scale − 1)·(1 − fixed)``, with the scale solved so that
+    the skin's mean still becomes ``level`` when fixed texels lie in the skin.
 
     Returns ``(map, scale [B, C])``. The fit's albedo gauge moves the albedo with it, and
     the specular map goes to the specular-level regressor's mean the same way.
     """
-    scale = level / skin_level(values, texture).clamp(min=1e-6)
-    return (values * scale[..., None, None]).clamp(0, 1), scale
+    if fixed is None:
+        scale = level / skin_level(values, texture).clamp(min=1e-6)
+        return (values * scale[..., None, None]).clamp(0, 1), scale
+    keep = fixed.to(values).expand_as(values)
+    mask = _skin_mask(texture, values)
+    area = mask.sum((2, 3))
+    kept = (mask * values * keep).sum((2, 3)) / area
+    moved = (mask * values * (1 - keep)).sum((2, 3)) / area
+    scale = ((level - kept) / moved.clamp(min=1e-6)).clamp(min=0)
+    factor = 1 + (scale[..., None, None] - 1) * (1 - keep)
+    return (values * factor).clamp(0, 1), scale
+
+
+def eyes_fixed(specular: torch.Tensor) -> torch.Tensor:
+    """The eye openings' coverage on the grid of a UV map ``[B, C, S, S]`` → ``[S, S]``
+    (:func:`~facerefl.geometry.template.eyes_uv_coverage`): the ``fixed`` texels of the
+    specular gauge. The synthetic faces give the eyes a specular intensity of their own
+    (0.9, :mod:`facerefl.data.procedural`), which the skin's shine does not scale."""
+    return torch.from_numpy(eyes_uv_coverage(specular.shape[-1])).to(specular)
