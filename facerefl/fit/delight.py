@@ -50,7 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from facerefl.errors import InputError
-from facerefl.geometry.template import load_template, region_uv_mask, skin_uv_mask, uv_coverage_mask
+from facerefl.geometry.template import (eyes_uv_coverage, load_template, region_uv_mask, skin_uv_mask,
+                                       uv_coverage_mask)
 from facerefl.render.color import LUMA, srgb_to_linear
 from facerefl.render.maps import ReflectanceMaps
 from facerefl.render.shading import PreparedGBuffer, shade_prepared
@@ -107,6 +108,9 @@ class DelightSettings:
             (:func:`albedo_size`).
         mirror: borrow the mirrored texel's detail where a texel is seen poorly.
         skin_range: project skin texels into :data:`SKIN_RANGE`.
+        eye_sigma: the eyes' pixels are delit by the irradiance of the face around them,
+            a normalized blur of the trusted pixels' log irradiance with this std-dev (a
+            fraction of the map side), instead of their own; 0 turns this off.
     """
 
     shading_sigma: float = 1.0 / 40.0
@@ -120,6 +124,7 @@ class DelightSettings:
     mirror: bool = True
     skin_range: bool = True
     max_size: int = 1024
+    eye_sigma: float = 0.03
 
     @classmethod
     def from_config(cls, cfg) -> "DelightSettings | None":
@@ -285,20 +290,21 @@ def project_to_skin(albedo: Tensor, rng: SkinRange = SKIN_RANGE) -> Tensor:
     return (out * scale).clamp(0, 1)
 
 
-def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor, Tensor]:
-    """``(skin, lips, covered)`` ``[1, 1, S, S]`` masks of the template's UV layout (the
-    lips are part of the skin region)."""
+def _layout_masks(size: int, device, dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(skin, lips, covered, eyes)`` ``[1, 1, S, S]`` masks of the template's UV layout
+    (the lips are part of the skin region; the eyes are the openings' area coverage)."""
     return tuple(torch.from_numpy(m).to(device, dtype, copy=True)[None, None] for m in _layout_masks_np(int(size)))
 
 
 @functools.lru_cache(maxsize=4)
-def _layout_masks_np(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _layout_masks_np(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The masks of :func:`_layout_masks` as float32 arrays, rasterized once per size."""
     template = load_template()
     skin_np = skin_uv_mask(None, size)
     lips_np = (region_uv_mask(template, template.region("lips_outer"), size)
                & ~region_uv_mask(template, template.region("lips_inner"), size) & skin_np)
-    return tuple(m.astype(np.float32) for m in (skin_np, lips_np, uv_coverage_mask(template, size)))
+    return tuple(m.astype(np.float32) for m in (skin_np, lips_np, uv_coverage_mask(template, size),
+                                                eyes_uv_coverage(size)))
 
 
 #: Fraction of the square UV grid the template's layout covers (measured: 0.66 at 128², 0.65 at
@@ -321,9 +327,15 @@ def albedo_size(face_pixels: float, min_size: int, max_size: int) -> int:
 
 
 def _observed(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, light: Tensor,
-              roughness: float, spec_model: str, settings: "DelightSettings") -> tuple[Tensor, Tensor]:
+              roughness: float, spec_model: str, settings: "DelightSettings",
+              eye_p: Tensor | None = None, size: int = 256) -> tuple[Tensor, Tensor]:
     """Per covered pixel: the observed albedo ``a = (photo − S) / E`` ``[P, 3]`` (linear, not
-    clamped above) and its weight ``w`` ``[P]`` (module docstring)."""
+    clamped above) and its weight ``w`` ``[P]`` (module docstring).
+
+    ``eye_p`` ``[P]`` in [0, 1]: how much each pixel lies in the layout's eyes. There ``E``
+    is blended towards :func:`_surrounding_irradiance` (on a ``size``² UV grid): the
+    fitted mesh models the eye opening poorly (a squint folds the lids together and its
+    baked occlusion turns black), so its own ``E`` would leave the eyes unseen."""
     p = prep.num_pixels
     dtype, dev = light.dtype, light.device
     ones = torch.ones(1, 3, 2, 2, dtype=dtype, device=dev)
@@ -334,11 +346,36 @@ def _observed(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps,
     irr_l = _luma(irr, 1)[:, 0]
     med = irr_l[covered > 0].median().clamp_min(1e-6) if p and bool((covered > 0).any()) else irr_l.new_tensor(1.0)
     cos = (prep.normal[0] * prep.view_dir[0]).sum(0)
-    w = (_smoothstep(cos, settings.min_cos, settings.full_cos)
+    w_cos = _smoothstep(cos, settings.min_cos, settings.full_cos)
+    if eye_p is not None and settings.eye_sigma > 0 and bool((eye_p > 0).any()):
+        trusted = w_cos * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance) * covered * (1 - eye_p)
+        around = _surrounding_irradiance(prep.uv[0], irr, trusted, size, settings.eye_sigma * size)
+        if around is not None:
+            irr = torch.exp(torch.lerp(torch.log(irr.clamp_min(1e-4)), torch.log(around), eye_p[:, None]))
+            irr_l = _luma(irr, 1)[:, 0]
+    w = (w_cos
          * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance)
          * (target_srgb[0].amax(1) < 0.985).to(dtype) * covered)
     a = (srgb_to_linear(target_srgb[0]) - spec).clamp_min(1e-3) / irr.clamp_min(1e-4)
     return a, w
+
+
+def _surrounding_irradiance(uv: Tensor, irr: Tensor, weight: Tensor, size: int, sigma: float) -> Tensor | None:
+    """The irradiance ``[P, 3]`` around each pixel: the ``weight``-ed pixels' log irradiance
+    ``irr`` ``[P, 3]`` splatted to a ``size``² UV grid, spread by :func:`normalized_blur`
+    (``sigma`` texels) and sampled back at ``uv`` ``[P, 2]``; None when no pixel has weight."""
+    if not bool((weight > 0).any()):
+        return None
+    num, den = splat_to_uv(uv, torch.log(irr.clamp_min(1e-4)), weight, size)
+    log_around, reach = normalized_blur(num, den, sigma)
+    log_around = torch.where(reach > 1e-6, log_around, (num.sum((1, 2)) / den.sum().clamp_min(1e-8))[:, None, None])
+    return torch.exp(_sample_uv(log_around, uv))
+
+
+def _sample_uv(grid_map: Tensor, uv: Tensor, mode: str = "bilinear") -> Tensor:
+    """A UV map ``[C, S, S]`` (row 0 at v = 1) at ``uv`` ``[P, 2]`` → ``[P, C]``."""
+    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(grid_map.dtype)
+    return F.grid_sample(grid_map[None], grid, mode=mode, padding_mode="border", align_corners=False)[0, :, 0].T
 
 
 def _limit(detail: Tensor, lum_limit: float, chroma_limit: float) -> Tensor:
@@ -373,7 +410,7 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
     size = int(size or maps.albedo.shape[-1])
     dtype, dev = maps.albedo.dtype, maps.albedo.device
     with torch.no_grad():
-        skin_all, lips, layout = (m[0] for m in _layout_masks(size, dev, dtype))
+        skin_all, lips, layout, eyes = (m[0] for m in _layout_masks(size, dev, dtype))
         # plain skin: where the detail is limited and the shading residual is measured;
         # the lips, like the eyes, brows and mouth, take the photo's own colour
         skin = skin_all * (1 - lips)
@@ -396,12 +433,13 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
                                align_corners=False)[0, 0, 0]
         # the latent phase leaves a per-channel mean misfit over the skin: the light takes it
         # (the albedo keeps its gauge, the shading residual stays free of a constant cast)
-        a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
+        eye_p = _sample_uv(eyes, uv)[:, 0]
+        a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings, eye_p, size)
         ws = w * skin_p
         if settings.adjust_light and float(ws.sum()) > 0:
             mean = ((torch.log(a.clamp(1e-3, 4.0)) - prior_p) * ws[:, None]).sum(0) / ws.sum()
             light = light * torch.exp(mean.clamp(-2.0, 2.0)).view(1, 3, 1)
-            a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
+            a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings, eye_p, size)
         covered = (prep.index[0] < prep.height * prep.width).to(dtype)
         r = torch.log(a.clamp(1e-3, 4.0)) - prior_p
         num, den = splat_to_uv(uv, r, w, size)

@@ -1,5 +1,6 @@
 """The delighting: detail from the photo into the albedo, its lighting into the shading residual."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,8 +9,9 @@ import torch
 
 from facerefl.data.skin import skin_albedo
 from facerefl.errors import InputError
-from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, albedo_size, delight, normalized_blur,
-                                  project_to_skin, skin_range_violations, splat_to_uv)
+from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, _sample_uv, albedo_size, delight,
+                                  normalized_blur, project_to_skin, skin_range_violations, splat_to_uv)
+from facerefl.geometry.template import eyes_uv_coverage
 from facerefl.fit.loop import FitSettings, fit_latents, masked_psnr, render_maps
 from facerefl.fit.pipeline import problem_from_geometry
 from facerefl.render.color import linear_to_srgb
@@ -33,14 +35,14 @@ def _uv_grid(size):
 def scene(problem):
     """A photo rendered from known maps, then darkened by a slow left-to-right shading ramp
     (a light the SH model cannot express): ``(problem, true albedo, prior maps, light, ramp)``."""
-    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _, _ = _layout_masks(SIZE, None, torch.float32)
     u, v = _uv_grid(SIZE)
     base = torch.tensor([0.55, 0.38, 0.30]).view(1, 3, 1, 1)
     pattern = torch.exp(0.25 * torch.sin(2 * math.pi * u * 12) * torch.sin(2 * math.pi * v * 12))[None, None]
     true = (base * pattern).expand(1, 3, SIZE, SIZE).clone()
     eyes = (skin < 0.5) & (v[None, None] > 0.45) & (v[None, None] < 0.75)  # eyes and brows: not skin
     true = torch.where(eyes.expand_as(true), torch.tensor([0.05, 0.04, 0.03]).view(1, 3, 1, 1), true)
-    _, lips, _ = _layout_masks(SIZE, None, torch.float32)
+    _, lips, _, _ = _layout_masks(SIZE, None, torch.float32)
     true = torch.where((lips > 0.5).expand_as(true), torch.tensor([0.45, 0.12, 0.13]).view(1, 3, 1, 1), true)
     spec = torch.full((1, 1, 32, 32), 0.3)
     normal = torch.zeros(1, 3, 32, 32)
@@ -60,7 +62,7 @@ def scene(problem):
 def test_shading_ramp_stays_out_of_the_albedo_and_detail_comes_in(scene):
     shot, true, prior, light = scene
     d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _, _ = _layout_masks(SIZE, None, torch.float32)
     seen = (d.confidence > 0.9) & (skin > 0.5)
     u, _ = _uv_grid(SIZE)
     lum = (d.maps.albedo * torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -83,24 +85,50 @@ def test_shading_ramp_stays_out_of_the_albedo_and_detail_comes_in(scene):
 def test_eyes_brows_and_lips_take_the_photos_colour_not_the_priors(scene):
     shot, true, prior, light = scene
     d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _, _ = _layout_masks(SIZE, None, torch.float32)
     dark = (true[:, :1] < 0.1) & (d.confidence > 0.9) & (skin < 0.5)
     assert int(dark.sum()) > 20
     # the prior says 0.55 there; the photo shows ~0.05 (under the ramp's shading, which the
     # surrounding skin reveals and the delighting removes)
     assert float(d.maps.albedo[:, :1][dark].median()) < 0.15
     # the lips keep their own red (the prior's skin has G/R 0.69; the lips' truth 0.27)
-    _, lips, _ = _layout_masks(SIZE, None, torch.float32)
+    _, lips, _, _ = _layout_masks(SIZE, None, torch.float32)
     seen_lips = (lips > 0.5) & (d.confidence > 0.9)
     assert int(seen_lips.sum()) > 10
     gr = d.maps.albedo[:, 1:2][seen_lips] / d.maps.albedo[:, :1][seen_lips]
     assert float(gr.median()) < 0.45
 
 
+def test_eyes_with_broken_occlusion_are_delit_by_the_light_around_them(scene):
+    """A squint folds the fitted lids together and their baked occlusion turns black: the
+    eyes' own irradiance is then near zero although the photo shows them lit. They are
+    delit by the irradiance of the face around them (``eye_sigma``), not left to the prior."""
+    shot, true, prior, light = scene
+    prep = shot.prepared
+    eyes = torch.from_numpy(eyes_uv_coverage(SIZE))[None]
+    eye_p = _sample_uv(eyes, prep.uv[0])[:, 0]
+    assert int((eye_p > 0.5).sum()) > 20
+    assert prep.vis_sh is not None
+    dark = torch.where(eye_p > 0, torch.full_like(eye_p, 0.02), torch.ones_like(eye_p))
+    broken = dataclasses.replace(prep, vis_sh=prep.vis_sh * dark[None, None], fused_cache={})
+    in_eyes = (eyes[None] > 0.99)
+    old = delight(broken, shot.target, prior, light, 0.6, "lobe", DelightSettings(eye_sigma=0.0), size=SIZE)
+    new = delight(broken, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
+    # without: the eyes go unseen and take the prior's skin (0.55); with: the photo's 0.05
+    assert float(old.confidence[in_eyes].median()) < 0.1
+    assert float(old.maps.albedo[:, :1][in_eyes].median()) > 0.3
+    assert float(new.confidence[in_eyes].median()) > 0.9
+    assert float(new.maps.albedo[:, :1][in_eyes].median()) < 0.15
+    # the skin hardly moves (only texels next to the eyes, through the detail's blur)
+    skin, _, _, _ = _layout_masks(SIZE, None, torch.float32)
+    diff = (new.maps.albedo - old.maps.albedo)[:, :, skin[0, 0] > 0.5].abs()
+    assert float((diff > 1e-4).float().mean()) < 0.02 and float(diff.max()) < 0.05
+
+
 def test_skin_texels_end_inside_the_skin_range(scene):
     shot, _, prior, light = scene
     d = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    skin, _, _ = _layout_masks(SIZE, None, torch.float32)
+    skin, _, _, _ = _layout_masks(SIZE, None, torch.float32)
     assert int(skin_range_violations(d.maps.albedo, skin).sum()) == 0
     off = delight(shot.prepared, shot.target, prior, light, 0.6, "lobe", DelightSettings(skin_range=False), size=SIZE)
     assert off.out_of_range == pytest.approx(d.out_of_range)
