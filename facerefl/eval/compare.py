@@ -2,13 +2,18 @@
 
 Region: the template's valid skin region in UV (:func:`facerefl.geometry.template.skin_uv_mask`:
 face oval minus eyes, brows and inner mouth) at each ground-truth map's resolution — every
-such texel, whether or not it was seen in the photo. Estimated maps are resampled to the
+such texel, whether or not it was seen in the photo. Beyond the paper, ``albedo_features``
+scores the albedo over what that region leaves out: the eyes, brows and inner mouth
+(:func:`features_mask`), which Table 1 does not see. Estimated maps are resampled to the
 ground truth's resolution (:func:`~facerefl.eval.metrics.resize_map`; normals renormalized).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +21,9 @@ from torch import Tensor
 
 from facerefl.eval.metrics import (Score, albedo_srgb, channel_scale, light_score,
                                    normal_angle_deg, resize_map, score)
-from facerefl.geometry.template import skin_uv_mask
+from facerefl.geometry.template import load_template, region_uv_mask, skin_uv_mask, uv_coverage_mask
 
-__all__ = ["MapScores", "GroundTruth", "compare", "region_mask", "TABLE1_COLUMNS"]
+__all__ = ["MapScores", "GroundTruth", "compare", "region_mask", "features_mask", "TABLE1_COLUMNS"]
 
 #: Table 1's columns, in the paper's order.
 TABLE1_COLUMNS = ("albedo", "normal", "specular", "light")
@@ -45,7 +50,8 @@ class MapScores:
 
     albedo: sRGB; albedo_linear: linear; normal: encoded (n+1)/2; normal_angle_deg: mean
     angle; specular: t_r; light: probe metric; albedo_aligned / light_aligned: after the
-    per-channel albedo–light scale alignment; albedo_scale: the 3 scales applied.
+    per-channel albedo–light scale alignment; albedo_scale: the 3 scales applied;
+    albedo_features: sRGB albedo over the eyes, brows and inner mouth (:func:`features_mask`).
     """
 
     albedo: Score
@@ -57,6 +63,7 @@ class MapScores:
     albedo_aligned: Score
     light_aligned: Score
     albedo_scale: tuple[float, float, float]
+    albedo_features: Score
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +72,19 @@ class MapScores:
 def region_mask(size: int, like: Tensor) -> Tensor:
     """``[1, 1, size, size]`` valid-skin UV region as a float tensor on ``like``'s device."""
     return torch.from_numpy(skin_uv_mask(None, size)).to(like.device, like.dtype)[None, None]
+
+
+@functools.lru_cache(maxsize=4)
+def _features_np(size: int) -> np.ndarray:
+    t = load_template()
+    face = region_uv_mask(t, t.region("face_oval"), size) & uv_coverage_mask(t, size)
+    return (face & ~skin_uv_mask(None, size)).astype(np.float32)
+
+
+def features_mask(size: int, like: Tensor) -> Tensor:
+    """``[1, 1, size, size]`` the facial features in UV: the covered face oval outside the
+    valid skin (the eyes, slightly enlarged, the brows and the inner mouth)."""
+    return torch.from_numpy(_features_np(int(size))).to(like.device, like.dtype)[None, None]
 
 
 def compare(albedo: Tensor, specular: Tensor, normal: Tensor, light: Tensor,
@@ -89,6 +109,7 @@ def compare(albedo: Tensor, specular: Tensor, normal: Tensor, light: Tensor,
         albedo_aligned=score(albedo_srgb(a_al), albedo_srgb(gt.albedo), ma),
         light_aligned=light_score(light_al, gt.light, probe_size),
         albedo_scale=tuple(float(v) for v in scale[0]),
+        albedo_features=score(albedo_srgb(a), albedo_srgb(gt.albedo), features_mask(ha, gt.albedo)),
     )
 
 

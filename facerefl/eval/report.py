@@ -86,6 +86,9 @@ def table1_markdown(summary: dict, title: str = "Table 1") -> str:
         f"(encoders only {_fmt(summary.get('image', {}).get('psnr_initial'))} dB), "
         f"SSIM {_fmt(summary.get('image', {}).get('ssim_final'), 3)}; "
         f"{_fmt(summary.get('seconds_per_example'), 1)} s per example.",
+        f"Albedo PSNR over the eyes, brows and inner mouth (outside Table 1's region): "
+        f"{_fmt(_cell(summary, 'scores', 'albedo_features', 'psnr'))} dB "
+        f"(latent phase {_fmt(_cell(summary, 'paper_scores', 'albedo_features', 'psnr'))} dB).",
     ]
     level = summary.get("scores", {}).get("albedo_level_log") or {}
     if level:

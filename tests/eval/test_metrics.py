@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from facerefl.eval.compare import GroundTruth, compare, region_mask
+from facerefl.geometry.template import eyes_uv_coverage
 from facerefl.eval.metrics import (Score, channel_scale, light_probe, light_score, masked_mse,
                                    normal_angle_deg, probe_normals, resize_map, score)
 from facerefl.render.sh import SH_COUNT
@@ -140,3 +141,19 @@ def test_region_is_the_template_skin_mask():
     m = region_mask(64, torch.zeros(1))
     frac = float(m.mean())
     assert m.shape == (1, 1, 64, 64) and 0.1 < frac < 0.9
+
+
+def test_features_score_sees_the_eyes_that_table1_leaves_out():
+    from facerefl.eval.compare import features_mask
+
+    size = 64
+    feats, skin = features_mask(size, torch.zeros(1)), region_mask(size, torch.zeros(1))
+    assert float((feats * skin).sum()) == 0 and 0.01 < float(feats.mean()) < 0.1
+    eyes = torch.from_numpy(eyes_uv_coverage(size) > 0.5)
+    assert bool(feats[0, 0][eyes].all())  # the eye openings are features
+    gt = _gt(size)
+    wrong_eyes = torch.where(eyes, gt.albedo.new_tensor(0.9), gt.albedo)
+    s = compare(wrong_eyes, gt.specular, gt.normal, gt.light, gt)
+    assert s.albedo.psnr == math.inf  # Table 1's region does not see the eyes ...
+    assert s.albedo_features.psnr < 20  # ... the features score does
+    assert compare(gt.albedo, gt.specular, gt.normal, gt.light, gt).albedo_features.psnr == math.inf
