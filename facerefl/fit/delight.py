@@ -86,6 +86,9 @@ class SkinRange:
 
 SKIN_RANGE = SkinRange()
 
+#: Choices of :attr:`DelightSettings.unseen_features`.
+UNSEEN_FEATURES = ("latent", "prior")
+
 
 @dataclass(frozen=True)
 class DelightSettings:
@@ -108,9 +111,11 @@ class DelightSettings:
             (:func:`albedo_size`).
         mirror: borrow the mirrored texel's detail where a texel is seen poorly.
         skin_range: project skin texels into :data:`SKIN_RANGE`.
-        eye_sigma: the eyes' pixels are delit by the irradiance of the face around them,
-            a normalized blur of the trusted pixels' log irradiance with this std-dev (a
-            fraction of the map side), instead of their own; 0 turns this off.
+        eyes_apart: fill the eye openings' detail from their own pixels only (the lids
+            around them are seen better and would spread into them with confidence).
+        unseen_features: what the eyes, brows and inner mouth take where neither the photo
+            nor the mirrored texel shows them: ``"latent"``, the latent phase's albedo (the
+            networks' drawn features), or ``"prior"``, the smoothed skin.
     """
 
     shading_sigma: float = 1.0 / 40.0
@@ -124,7 +129,8 @@ class DelightSettings:
     mirror: bool = True
     skin_range: bool = True
     max_size: int = 1024
-    eye_sigma: float = 0.03
+    eyes_apart: bool = True
+    unseen_features: str = "latent"
 
     @classmethod
     def from_config(cls, cfg) -> "DelightSettings | None":
@@ -144,7 +150,10 @@ class DelightSettings:
             if k == "prior_sigma" and v is None:
                 values[k] = None
                 continue
-            flag = k in ("mirror", "skin_range", "adjust_light")
+            if k == "unseen_features":
+                values[k] = v
+                continue
+            flag = k in ("mirror", "skin_range", "adjust_light", "eyes_apart")
             ok = isinstance(v, bool) if flag else (isinstance(v, (int, float)) and not isinstance(v, bool))
             if k == "max_size":
                 ok = ok and float(v) == int(v)
@@ -155,6 +164,9 @@ class DelightSettings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if self.unseen_features not in UNSEEN_FEATURES:
+            raise InputError(f"fit.delight.unseen_features must be one of {list(UNSEEN_FEATURES)}, "
+                             f"got {self.unseen_features!r}")
         if not 0.0 < self.shading_sigma <= 0.5:
             raise InputError(f"fit.delight.shading_sigma must be in (0, 0.5], got {self.shading_sigma}")
         if not (self.detail_limit > 0 and self.chroma_limit > 0):
@@ -327,15 +339,9 @@ def albedo_size(face_pixels: float, min_size: int, max_size: int) -> int:
 
 
 def _observed(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, light: Tensor,
-              roughness: float, spec_model: str, settings: "DelightSettings",
-              eye_p: Tensor | None = None, size: int = 256) -> tuple[Tensor, Tensor]:
+              roughness: float, spec_model: str, settings: "DelightSettings") -> tuple[Tensor, Tensor]:
     """Per covered pixel: the observed albedo ``a = (photo − S) / E`` ``[P, 3]`` (linear, not
-    clamped above) and its weight ``w`` ``[P]`` (module docstring).
-
-    ``eye_p`` ``[P]`` in [0, 1]: how much each pixel lies in the layout's eyes. There ``E``
-    is blended towards :func:`_surrounding_irradiance` (on a ``size``² UV grid): the
-    fitted mesh models the eye opening poorly (a squint folds the lids together and its
-    baked occlusion turns black), so its own ``E`` would leave the eyes unseen."""
+    clamped above) and its weight ``w`` ``[P]`` (module docstring)."""
     p = prep.num_pixels
     dtype, dev = light.dtype, light.device
     ones = torch.ones(1, 3, 2, 2, dtype=dtype, device=dev)
@@ -346,36 +352,11 @@ def _observed(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps,
     irr_l = _luma(irr, 1)[:, 0]
     med = irr_l[covered > 0].median().clamp_min(1e-6) if p and bool((covered > 0).any()) else irr_l.new_tensor(1.0)
     cos = (prep.normal[0] * prep.view_dir[0]).sum(0)
-    w_cos = _smoothstep(cos, settings.min_cos, settings.full_cos)
-    if eye_p is not None and settings.eye_sigma > 0 and bool((eye_p > 0).any()):
-        trusted = w_cos * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance) * covered * (1 - eye_p)
-        around = _surrounding_irradiance(prep.uv[0], irr, trusted, size, settings.eye_sigma * size)
-        if around is not None:
-            irr = torch.exp(torch.lerp(torch.log(irr.clamp_min(1e-4)), torch.log(around), eye_p[:, None]))
-            irr_l = _luma(irr, 1)[:, 0]
-    w = (w_cos
+    w = (_smoothstep(cos, settings.min_cos, settings.full_cos)
          * _smoothstep(irr_l / med, settings.min_irradiance, 3 * settings.min_irradiance)
          * (target_srgb[0].amax(1) < 0.985).to(dtype) * covered)
     a = (srgb_to_linear(target_srgb[0]) - spec).clamp_min(1e-3) / irr.clamp_min(1e-4)
     return a, w
-
-
-def _surrounding_irradiance(uv: Tensor, irr: Tensor, weight: Tensor, size: int, sigma: float) -> Tensor | None:
-    """The irradiance ``[P, 3]`` around each pixel: the ``weight``-ed pixels' log irradiance
-    ``irr`` ``[P, 3]`` splatted to a ``size``² UV grid, spread by :func:`normalized_blur`
-    (``sigma`` texels) and sampled back at ``uv`` ``[P, 2]``; None when no pixel has weight."""
-    if not bool((weight > 0).any()):
-        return None
-    num, den = splat_to_uv(uv, torch.log(irr.clamp_min(1e-4)), weight, size)
-    log_around, reach = normalized_blur(num, den, sigma)
-    log_around = torch.where(reach > 1e-6, log_around, (num.sum((1, 2)) / den.sum().clamp_min(1e-8))[:, None, None])
-    return torch.exp(_sample_uv(log_around, uv))
-
-
-def _sample_uv(grid_map: Tensor, uv: Tensor, mode: str = "bilinear") -> Tensor:
-    """A UV map ``[C, S, S]`` (row 0 at v = 1) at ``uv`` ``[P, 2]`` → ``[P, C]``."""
-    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(grid_map.dtype)
-    return F.grid_sample(grid_map[None], grid, mode=mode, padding_mode="border", align_corners=False)[0, :, 0].T
 
 
 def _limit(detail: Tensor, lum_limit: float, chroma_limit: float) -> Tensor:
@@ -433,13 +414,12 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
                                align_corners=False)[0, 0, 0]
         # the latent phase leaves a per-channel mean misfit over the skin: the light takes it
         # (the albedo keeps its gauge, the shading residual stays free of a constant cast)
-        eye_p = _sample_uv(eyes, uv)[:, 0]
-        a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings, eye_p, size)
+        a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
         ws = w * skin_p
         if settings.adjust_light and float(ws.sum()) > 0:
             mean = ((torch.log(a.clamp(1e-3, 4.0)) - prior_p) * ws[:, None]).sum(0) / ws.sum()
             light = light * torch.exp(mean.clamp(-2.0, 2.0)).view(1, 3, 1)
-            a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings, eye_p, size)
+            a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)
         covered = (prep.index[0] < prep.height * prep.width).to(dtype)
         r = torch.log(a.clamp(1e-3, 4.0)) - prior_p
         num, den = splat_to_uv(uv, r, w, size)
@@ -451,6 +431,14 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
         px_per_texel = float(covered.sum()) / max(float((layout > 0.5).sum()), 1.0)
         sigma_d = 0.7 / math.sqrt(min(max(4 * px_per_texel, 0.05), 1.0))
         r_d, den_d = normalized_blur(num, den, sigma_d)
+        if settings.eyes_apart:
+            # the eye openings are filled only from their own pixels: the lids around them
+            # are seen far better, and would otherwise spread into the eyes with confidence
+            inside = (eyes > 0.5).to(dtype)
+            r_e, den_e = normalized_blur(num * inside, den * inside, sigma_d)
+            r_o, den_o = normalized_blur(num * (1 - inside), den * (1 - inside), sigma_d)
+            r_d = inside * r_e + (1 - inside) * r_o
+            den_d = inside * den_e + (1 - inside) * den_o
         r_s, den_s = normalized_blur(num * skin, den * skin, sigma_s)
         r_all, den_all = normalized_blur(num_all, den_all, sigma_d)
         # confidence: the local weight density against that of a typical seen texel (of
@@ -468,6 +456,11 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
             conf = conf + (1 - conf) * m_conf
         else:
             detail = conf * detail
+        if settings.unseen_features == "latent":
+            # the eyes, brows and inner mouth that neither the photo nor the mirror shows
+            # take the networks' drawn features rather than the smoothed skin
+            features = layout * (1 - skin_all)
+            detail = detail + (1 - conf) * features * (log_a0 - log_prior)
         albedo = torch.exp(log_prior + detail).clamp(0, 1)[None]
         valid = skin_all[None] if valid_skin is None else (
             F.interpolate(valid_skin, size=(size, size), mode="nearest") * skin_all[None])

@@ -9,8 +9,8 @@ import torch
 
 from facerefl.data.skin import skin_albedo
 from facerefl.errors import InputError
-from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, _sample_uv, albedo_size, delight,
-                                  normalized_blur, project_to_skin, skin_range_violations, splat_to_uv)
+from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, albedo_size, delight, normalized_blur,
+                                  project_to_skin, skin_range_violations, splat_to_uv)
 from facerefl.geometry.template import eyes_uv_coverage
 from facerefl.fit.loop import FitSettings, fit_latents, masked_psnr, render_maps
 from facerefl.fit.pipeline import problem_from_geometry
@@ -99,30 +99,42 @@ def test_eyes_brows_and_lips_take_the_photos_colour_not_the_priors(scene):
     assert float(gr.median()) < 0.45
 
 
-def test_eyes_with_broken_occlusion_are_delit_by_the_light_around_them(scene):
-    """A squint folds the fitted lids together and their baked occlusion turns black: the
-    eyes' own irradiance is then near zero although the photo shows them lit. They are
-    delit by the irradiance of the face around them (``eye_sigma``), not left to the prior."""
+def test_unseen_eyes_take_the_latent_albedo_and_lids_do_not_spread_into_them(scene):
+    """Eyes the photo does not show (their irradiance near zero: a socket's occlusion)
+    take the latent phase's drawn eyes (``unseen_features="latent"``), not the smoothed
+    skin; with ``eyes_apart`` the well-seen lids around them do not fill them with
+    confidence."""
     shot, true, prior, light = scene
     prep = shot.prepared
     eyes = torch.from_numpy(eyes_uv_coverage(SIZE))[None]
-    eye_p = _sample_uv(eyes, prep.uv[0])[:, 0]
-    assert int((eye_p > 0.5).sum()) > 20
-    assert prep.vis_sh is not None
+    grid = torch.stack([prep.uv[0][:, 0] * 2 - 1, 1 - prep.uv[0][:, 1] * 2], -1).view(1, 1, -1, 2)
+    eye_p = torch.nn.functional.grid_sample(eyes[None], grid, align_corners=False)[0, 0, 0]
+    assert int((eye_p > 0.5).sum()) > 20 and prep.vis_sh is not None
     dark = torch.where(eye_p > 0, torch.full_like(eye_p, 0.02), torch.ones_like(eye_p))
-    broken = dataclasses.replace(prep, vis_sh=prep.vis_sh * dark[None, None], fused_cache={})
-    in_eyes = (eyes[None] > 0.99)
-    old = delight(broken, shot.target, prior, light, 0.6, "lobe", DelightSettings(eye_sigma=0.0), size=SIZE)
-    new = delight(broken, shot.target, prior, light, 0.6, "lobe", DelightSettings(), size=SIZE)
-    # without: the eyes go unseen and take the prior's skin (0.55); with: the photo's 0.05
-    assert float(old.confidence[in_eyes].median()) < 0.1
-    assert float(old.maps.albedo[:, :1][in_eyes].median()) > 0.3
-    assert float(new.confidence[in_eyes].median()) > 0.9
-    assert float(new.maps.albedo[:, :1][in_eyes].median()) < 0.15
-    # the skin hardly moves (only texels next to the eyes, through the detail's blur)
-    skin, _, _, _ = _layout_masks(SIZE, None, torch.float32)
-    diff = (new.maps.albedo - old.maps.albedo)[:, :, skin[0, 0] > 0.5].abs()
-    assert float((diff > 1e-4).float().mean()) < 0.02 and float(diff.max()) < 0.05
+    hidden = dataclasses.replace(prep, vis_sh=prep.vis_sh * dark[None, None], fused_cache={})
+    # the latent albedo draws white eyes (the skin prior smooths them away)
+    drawn = prior.albedo.clone()
+    small = torch.nn.functional.interpolate(eyes[None], size=drawn.shape[-2:], mode="area")[0, 0] > 0.5
+    drawn[:, :, small] = 0.8
+    latent = ReflectanceMaps(drawn, prior.specular, prior.normal)
+    deep = torch.nn.functional.interpolate(small[None, None].float(), size=(SIZE, SIZE))[0, 0] > 0.5
+    deep &= eyes[0] > 0.99
+
+    def run(**kw):
+        return delight(hidden, shot.target, latent, light, 0.6, "lobe", DelightSettings(**kw), size=SIZE)
+
+    old = run(eyes_apart=False, unseen_features="prior")
+    spread = run(eyes_apart=False)
+    new = run()
+    # the lids spread confidence into the unseen eyes unless the eyes stand apart
+    assert float(spread.confidence[0, 0][deep].max()) > 0.1
+    assert float(new.confidence[0, 0][deep].max()) < 1e-3
+    # unseen eyes: the smoothed skin (~0.55 red) before, the drawn 0.8 now
+    assert float(old.maps.albedo[0, 0][deep].median()) < 0.65
+    assert float(new.maps.albedo[0, 0][deep].median()) > 0.75
+    assert float(new.maps.albedo[0, 1][deep].median()) > 0.75  # white, not the skin's colour
+    with pytest.raises(InputError, match="unseen_features"):
+        DelightSettings(unseen_features="skin")
 
 
 def test_skin_texels_end_inside_the_skin_range(scene):
