@@ -18,6 +18,7 @@ import numpy as np
 
 from facerefl.geometry.template import (
     Template,
+    eyes_uv_coverage,
     load_template,
     region_uv_mask,
     skin_uv_mask,
@@ -188,3 +189,11 @@ def build_layout(template: Template, size: int) -> FaceLayout:
 def face_layout(size: int) -> FaceLayout:
     """:func:`build_layout` of the cached template (memoised per size; do not mutate)."""
     return build_layout(load_template(), int(size))
+
+
+def eyes_coverage(size: int) -> np.ndarray:
+    """The eye openings' area coverage ``[size, size]`` (float32 in [0, 1];
+    :func:`~facerefl.geometry.template.eyes_uv_coverage`): the texels to which the generator
+    gives a specular intensity of their own, which the skin's shine does not scale
+    (:mod:`facerefl.data.procedural`)."""
+    return eyes_uv_coverage(size)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facerefl.geometry.template import eyes_uv_coverage
+from facerefl.data.layout import eyes_coverage
 from facerefl.models.components.autoencoder import resize_map
 from facerefl.models.components.light import SHRegressor
 
@@ -105,7 +105,7 @@ def rescale_to_level(values: torch.Tensor, level: torch.Tensor, texture: torch.T
 
 def eyes_fixed(specular: torch.Tensor) -> torch.Tensor:
     """The eye openings' coverage on the grid of a UV map ``[B, C, S, S]`` → ``[S, S]``
-    (:func:`~facerefl.geometry.template.eyes_uv_coverage`): the ``fixed`` texels of the
-    specular gauge. The synthetic faces give the eyes a specular intensity of their own
-    (0.9, :mod:`facerefl.data.procedural`), which the skin's shine does not scale."""
-    return torch.from_numpy(eyes_uv_coverage(specular.shape[-1])).to(specular)
+    (:func:`~facerefl.data.layout.eyes_coverage`): the ``fixed`` texels of the specular
+    gauge. The synthetic faces give the eyes a specular intensity of their own (0.9),
+    which the skin's shine does not scale."""
+    return torch.from_numpy(eyes_coverage(specular.shape[-1])).to(specular)
