@@ -24,9 +24,13 @@ their spatial scale, in closed form, with no optimizer:
    by the shading residual the surrounding skin shows, so the networks' drawn features
    never appear where the photo shows the real ones. The lips count as such a region here
    (their colour is theirs), though they are skin for the range projection.
+   The eye openings are filled from their own pixels only (``eyes_apart``): the lids
+   around them are seen far better and would spread into them.
 4. Texels the photo sees poorly (grazing, hidden, dim, clipped) take the detail of the
    mirrored texel (the layout is left–right symmetric) in proportion to that texel's
-   confidence, and the rest from ``P``.
+   confidence, and the rest from ``P``; on the eyes, brows and inner mouth the rest is the
+   latent albedo instead (``unseen_features="latent"``: the networks' drawn features
+   rather than smoothed skin where neither side is seen).
 5. Skin texels are projected into the skin-reflectance range (:data:`SKIN_RANGE`).
 
 The reconstruction is ``A · E · Σ + S`` with the shading residual ``Σ``: ``exp(r_s)``
