@@ -117,6 +117,8 @@ class DelightSettings:
         skin_range: project skin texels into :data:`SKIN_RANGE`.
         eyes_apart: fill the eye openings' detail from their own pixels only (the lids
             around them are seen better and would spread into them with confidence).
+        eye_rim: width of the eye openings' edge, as a fraction of the map side, whose
+            photo colours count as unseen (0: none).
         unseen_features: what the eyes, brows and inner mouth take where neither the photo
             nor the mirrored texel shows them: ``"latent"``, the latent phase's albedo (the
             networks' drawn features), or ``"prior"``, the smoothed skin.
@@ -134,6 +136,7 @@ class DelightSettings:
     skin_range: bool = True
     max_size: int = 1024
     eyes_apart: bool = True
+    eye_rim: float = 0.004
     unseen_features: str = "latent"
 
     @classmethod
@@ -168,6 +171,8 @@ class DelightSettings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.eye_rim <= 0.05:
+            raise InputError(f"fit.delight.eye_rim must be in [0, 0.05], got {self.eye_rim}")
         if self.unseen_features not in UNSEEN_FEATURES:
             raise InputError(f"fit.delight.unseen_features must be one of {list(UNSEEN_FEATURES)}, "
                              f"got {self.unseen_features!r}")
@@ -460,6 +465,14 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
             conf = conf + (1 - conf) * m_conf
         else:
             detail = conf * detail
+        rim = round(settings.eye_rim * size)
+        if rim > 0:
+            # the openings' edge is the lid margin, which the fitted mesh places poorly:
+            # its photo colours (its own or the mirrored texel's) count as unseen
+            inside_e = (eyes > 0.5).to(dtype)
+            core = -F.max_pool2d(-inside_e[None], 2 * rim + 1, stride=1, padding=rim)[0]
+            edge = (inside_e - core).clamp(0, 1)
+            detail, conf = detail * (1 - edge), conf * (1 - edge)
         if settings.unseen_features == "latent":
             # the eyes, brows and inner mouth that neither the photo nor the mirror shows
             # take the networks' drawn features rather than the smoothed skin

@@ -120,8 +120,8 @@ def test_unseen_eyes_take_the_latent_albedo_and_lids_do_not_spread_into_them(sce
     deep = torch.nn.functional.interpolate(small[None, None].float(), size=(SIZE, SIZE))[0, 0] > 0.5
     deep &= eyes[0] > 0.99
 
-    def run(**kw):
-        return delight(hidden, shot.target, latent, light, 0.6, "lobe", DelightSettings(**kw), size=SIZE)
+    def run(**kw):  # without the rim (see test_eye_rim_counts_as_unseen)
+        return delight(hidden, shot.target, latent, light, 0.6, "lobe", DelightSettings(eye_rim=0.0, **kw), size=SIZE)
 
     old = run(eyes_apart=False, unseen_features="prior")
     spread = run(eyes_apart=False)
@@ -135,6 +135,32 @@ def test_unseen_eyes_take_the_latent_albedo_and_lids_do_not_spread_into_them(sce
     assert float(new.maps.albedo[0, 1][deep].median()) > 0.75  # white, not the skin's colour
     with pytest.raises(InputError, match="unseen_features"):
         DelightSettings(unseen_features="skin")
+
+
+def test_eye_rim_counts_as_unseen(scene):
+    """``eye_rim``: the edge of the eye openings takes the latent albedo even where the
+    photo shows it; the openings' core keeps the photo's colour."""
+    shot, true, prior, light = scene
+    eyes = torch.from_numpy(eyes_uv_coverage(SIZE)) > 0.5
+    drawn = prior.albedo.clone()
+    small = torch.nn.functional.interpolate(eyes[None, None].float(), size=drawn.shape[-2:], mode="area")[0, 0] > 0
+    drawn[:, :, small] = 0.8
+    latent = ReflectanceMaps(drawn, prior.specular, prior.normal)
+    core = -torch.nn.functional.max_pool2d(-eyes[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0.5
+    rim = eyes & ~core
+    assert int(core.sum()) > 4 and int(rim.sum()) > 4
+    plain = delight(shot.prepared, shot.target, latent, light, 0.6, "lobe", DelightSettings(eye_rim=0.0), size=SIZE)
+    edged = delight(shot.prepared, shot.target, latent, light, 0.6, "lobe", DelightSettings(eye_rim=1 / SIZE), size=SIZE)
+    seen_rim = rim & (plain.confidence[0, 0] > 0.9)
+    assert int(seen_rim.sum()) > 4
+    assert float(edged.confidence[0, 0][rim].max()) == 0.0
+    # the seen rim showed the photo's dark eye (0.05); now it is the drawn 0.8 ...
+    assert float(plain.maps.albedo[0, 1][seen_rim].median()) < 0.3
+    assert float(edged.maps.albedo[0, 1][seen_rim].median()) > 0.7
+    # ... and the core is the same as before
+    torch.testing.assert_close(edged.maps.albedo[0, :, core], plain.maps.albedo[0, :, core])
+    with pytest.raises(InputError, match="eye_rim"):
+        DelightSettings(eye_rim=0.5)
 
 
 def test_skin_texels_end_inside_the_skin_range(scene):
