@@ -25,7 +25,8 @@ their spatial scale, in closed form, with no optimizer:
    never appear where the photo shows the real ones. The lips count as such a region here
    (their colour is theirs), though they are skin for the range projection.
    The eye openings are filled from their own pixels only (``eyes_apart``): the lids
-   around them are seen far better and would spread into them.
+   around them are seen far better and would spread into them. Their rim, the lid
+   margin the fitted mesh places poorly, counts as unseen (``eye_rim``).
 4. Texels the photo sees poorly (grazing, hidden, dim, clipped) take the detail of the
    mirrored texel (the layout is left–right symmetric) in proportion to that texel's
    confidence, and the rest from ``P``; on the eyes, brows and inner mouth the rest is the
