@@ -440,15 +440,16 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
         # texel, wider when it is coarser (normalized convolution fills the gaps)
         px_per_texel = float(covered.sum()) / max(float((layout > 0.5).sum()), 1.0)
         sigma_d = 0.7 / math.sqrt(min(max(4 * px_per_texel, 0.05), 1.0))
-        r_d, den_d = normalized_blur(num, den, sigma_d)
+        inside = (eyes > 0.5).to(dtype)  # the eye openings
         if settings.eyes_apart:
             # the eye openings are filled only from their own pixels: the lids around them
             # are seen far better, and would otherwise spread into the eyes with confidence
-            inside = (eyes > 0.5).to(dtype)
             r_e, den_e = normalized_blur(num * inside, den * inside, sigma_d)
             r_o, den_o = normalized_blur(num * (1 - inside), den * (1 - inside), sigma_d)
             r_d = inside * r_e + (1 - inside) * r_o
             den_d = inside * den_e + (1 - inside) * den_o
+        else:
+            r_d, den_d = normalized_blur(num, den, sigma_d)
         r_s, den_s = normalized_blur(num * skin, den * skin, sigma_s)
         r_all, den_all = normalized_blur(num_all, den_all, sigma_d)
         # confidence: the local weight density against that of a typical seen texel (of
@@ -470,9 +471,8 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
         if rim > 0:
             # the openings' edge is the lid margin, which the fitted mesh places poorly:
             # its photo colours (its own or the mirrored texel's) count as unseen
-            inside_e = (eyes > 0.5).to(dtype)
-            core = -F.max_pool2d(-inside_e[None], 2 * rim + 1, stride=1, padding=rim)[0]
-            edge = (inside_e - core).clamp(0, 1)
+            core = -F.max_pool2d(-inside[None], 2 * rim + 1, stride=1, padding=rim)[0]
+            edge = (inside - core).clamp(0, 1)
             detail, conf = detail * (1 - edge), conf * (1 - edge)
         if settings.unseen_features == "latent":
             # the eyes, brows and inner mouth that neither the photo nor the mirror shows

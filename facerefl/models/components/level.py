@@ -90,10 +90,7 @@ def rescale_to_level(values: torch.Tensor, level: torch.Tensor, texture: torch.T
     Returns ``(map, scale [B, C])``. The fit's albedo gauge moves the albedo with it, and
     the specular map goes to the specular-level regressor's mean the same way.
     """
-    if fixed is None:
-        scale = level / skin_level(values, texture).clamp(min=1e-6)
-        return (values * scale[..., None, None]).clamp(0, 1), scale
-    keep = fixed.to(values).expand_as(values)
+    keep = torch.zeros_like(values) if fixed is None else fixed.to(values).expand_as(values)
     mask = _skin_mask(texture, values)
     area = mask.sum((2, 3))
     kept = (mask * values * keep).sum((2, 3)) / area
