@@ -123,6 +123,9 @@ class DelightSettings:
         unseen_features: what the eyes, brows and inner mouth take where neither the photo
             nor the mirrored texel shows them: ``"latent"``, the latent phase's albedo (the
             networks' drawn features), or ``"prior"``, the smoothed skin.
+        eye_specular_margin: cap the eye openings' specular weight at what the photo's
+            darkest eye pixels allow (:func:`eye_specular_cap`), divided by this margin
+            (0: keep the latent phase's).
     """
 
     shading_sigma: float = 1.0 / 40.0
@@ -139,6 +142,7 @@ class DelightSettings:
     eyes_apart: bool = True
     eye_rim: float = 0.004
     unseen_features: str = "latent"
+    eye_specular_margin: float = 0.5
 
     @classmethod
     def from_config(cls, cfg) -> "DelightSettings | None":
@@ -185,6 +189,8 @@ class DelightSettings:
             raise InputError(f"fit.delight.max_size must be in [64, 4096], got {self.max_size}")
         if not 0.0 <= self.min_cos < self.full_cos <= 1.0:
             raise InputError("fit.delight needs 0 <= min_cos < full_cos <= 1")
+        if not 0.0 <= self.eye_specular_margin <= 1.0:
+            raise InputError(f"fit.delight.eye_specular_margin must be in [0, 1], got {self.eye_specular_margin}")
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,8 @@ class Delit:
     """Result of :func:`delight` (UV, NCHW, ``S × S`` = the albedo's grid).
 
     Attributes:
-        maps: the latent phase's maps with the albedo ``[1, 3, S, S]`` (linear) replaced.
+        maps: the latent phase's maps with the albedo ``[1, 3, S, S]`` (linear) replaced
+            (and the eye openings' specular weight capped, see :func:`eye_specular_cap`).
         light: ``[1, 3, 9]`` the input light with each channel scaled by the mean misfit of
             the latent phase over the skin (the albedo keeps its level).
         shading: ``[1, 3, S, S]`` multiplicative shading residual (linear, 1 = none) that
@@ -369,6 +376,61 @@ def _observed(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps,
     return a, w
 
 
+def eye_specular_cap(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, light: Tensor,
+                     roughness: float, spec_model: str, margin: float, quantile: float = 0.1,
+                     min_pixels: int = 16) -> Tensor | None:
+    """The largest specular weight ``t_r`` the photo's eye openings allow, ``[]`` (or None).
+
+    The renderer weights the diffuse term by ``1 − t_r``; a pixel's colour is at least its
+    specular term ``t_r · S₁`` (``S₁``: the specular shading at weight 1 under the fitted
+    light) because the albedo is not negative. So the darkest eye pixels bound ``t_r``:
+    ``t_r ≤ photo / S₁``. The bound is taken at a low ``quantile`` over the well-seen,
+    unclipped eye pixels (luminance), divided by ``margin`` (the specular shading may be
+    overestimated by up to ``1 / margin``). Real eyes, whose pupils and irises are dark and
+    whose sclera is diffuse, get a low cap; a face whose eyes really are as shiny as the
+    networks drew them (the synthetic generator's, ``t_r`` = 0.9) keeps them.
+
+    Args:
+        prep, target_srgb, maps, light, roughness, spec_model: as :func:`delight`.
+        margin: in (0, 1].
+        quantile: which low quantile of ``photo / S₁`` bounds ``t_r``.
+        min_pixels: fewer well-seen eye pixels than this give None (no cap).
+    """
+    dtype, dev = light.dtype, light.device
+    eyes = _layout_masks(128, dev, dtype)[3]
+    uv = prep.uv[0]
+    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], -1).view(1, 1, -1, 2).to(dtype)
+    inside = F.grid_sample(eyes, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0, 0, 0] > 0.5
+    covered = prep.index[0] < prep.height * prep.width
+    cos = (prep.normal[0] * prep.view_dir[0]).sum(0)
+    sel = inside & covered & (cos > 0.45) & (target_srgb[0].amax(1) < 0.985)
+    if int(sel.sum()) < min_pixels:
+        return None
+    s1 = shade_prepared(prep, torch.ones(1, 3, 2, 2, dtype=dtype, device=dev),
+                        torch.ones(1, 1, 2, 2, dtype=dtype, device=dev), light, maps.normal,
+                        roughness=roughness, spec_model=spec_model, to_image=False).specular[0]
+    ratio = _luma(srgb_to_linear(target_srgb[0]), 1)[:, 0][sel] / _luma(s1, 1)[:, 0][sel].clamp_min(1e-6)
+    return (torch.quantile(ratio, quantile) / margin).clamp(0.0, 1.0)
+
+
+def cap_eye_specular(specular: Tensor, cap: Tensor | float) -> Tensor:
+    """Lower the specular map ``[1, 1, S, S]`` over the eye openings to at most ``cap``.
+
+    A texel the openings cover by a fraction ``c`` (or next to one they cover) is capped
+    at ``c · cap + (1 − c) · max(cap, m)``, ``m`` the map's median over the layout's skin:
+    the networks draw the eyes' shine over every texel the openings touch and a little
+    beyond, and the lid share of an edge texel keeps at most the skin's typical value
+    (no bright ring around the eyes)."""
+    size = specular.shape[-1]
+    skin, _, _, cov = (m[0, 0] for m in _layout_masks(size, specular.device, specular.dtype))
+    skin = skin > 0.5
+    cap = torch.as_tensor(cap, dtype=specular.dtype, device=specular.device)
+    lid = torch.maximum(cap, specular[0, 0][skin].median()) if bool(skin.any()) else cap
+    touched = F.max_pool2d((cov > 0).to(cov.dtype)[None, None], 3, stride=1, padding=1)[0, 0] > 0
+    limit = torch.where(touched, cov * cap + (1 - cov) * lid, torch.full_like(cov, float("inf")))
+    return torch.minimum(specular, limit)
+
+
 def _limit(detail: Tensor, lum_limit: float, chroma_limit: float) -> Tensor:
     """Soft-limit log-albedo detail ``[3, S, S]``: its luminance part (the luma-weighted
     mean of the channels) to ``lum_limit``, the rest (chroma) to ``chroma_limit``."""
@@ -422,6 +484,11 @@ def delight(prep: PreparedGBuffer, target_srgb: Tensor, maps: ReflectanceMaps, l
                                 align_corners=False)[0, :, 0].T
         skin_p = F.grid_sample(skin[None], grid, mode="nearest", padding_mode="zeros",
                                align_corners=False)[0, 0, 0]
+        if settings.eye_specular_margin > 0:
+            cap = eye_specular_cap(prep, target_srgb, maps, light, roughness, spec_model,
+                                   settings.eye_specular_margin)
+            if cap is not None:
+                maps = ReflectanceMaps(maps.albedo, cap_eye_specular(maps.specular, cap), maps.normal)
         # the latent phase leaves a per-channel mean misfit over the skin: the light takes it
         # (the albedo keeps its gauge, the shading residual stays free of a constant cast)
         a, w = _observed(prep, target_srgb, maps, light, roughness, spec_model, settings)

@@ -9,8 +9,9 @@ import torch
 
 from facerefl.data.skin import skin_albedo
 from facerefl.errors import InputError
-from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, albedo_size, delight, normalized_blur,
-                                  project_to_skin, skin_range_violations, splat_to_uv)
+from facerefl.fit.delight import (SKIN_RANGE, DelightSettings, _layout_masks, albedo_size, cap_eye_specular, delight,
+                                  eye_specular_cap, normalized_blur, project_to_skin, skin_range_violations,
+                                  splat_to_uv)
 from facerefl.geometry.template import eyes_uv_coverage
 from facerefl.fit.loop import FitSettings, fit_latents, masked_psnr, render_maps
 from facerefl.fit.pipeline import problem_from_geometry
@@ -161,6 +162,68 @@ def test_eye_rim_counts_as_unseen(scene):
     torch.testing.assert_close(edged.maps.albedo[0, :, core], plain.maps.albedo[0, :, core])
     with pytest.raises(InputError, match="eye_rim"):
         DelightSettings(eye_rim=0.5)
+
+
+def _eye_shine_scene(scene, eye_spec: float):
+    """The scene's photo re-rendered with the eye openings' specular weight ``eye_spec``
+    and their albedo 0.01 (pupil and lash dark), and latent maps that draw the eyes at
+    0.9, as the networks trained on the generator's eyes do."""
+    shot, true, prior, light = scene
+    cov = torch.from_numpy(eyes_uv_coverage(SIZE))[None, None]
+    true = torch.where(cov > 0, torch.full_like(true, 0.01), true)
+    spec_true = 0.3 + cov * (eye_spec - 0.3)
+    sh = shade_prepared(shot.prepared, true, spec_true, light, prior.normal, to_image=False)
+    photo = type(shot)(texture=shot.texture, prepared=shot.prepared,
+                       target=linear_to_srgb(sh.diffuse + sh.specular), weight=shot.weight)
+    drawn = torch.where(cov > 0, torch.full_like(cov, 0.9), torch.full_like(cov, 0.3))
+    return photo, ReflectanceMaps(prior.albedo, drawn, prior.normal), light, cov[0, 0]
+
+
+def test_real_eyes_lower_the_drawn_eye_shine_and_are_seen(scene):
+    """Eyes whose photo is darker than a 0.9 specular weight allows (real eyes: dark
+    pupils, diffuse sclera) get their specular weight capped, and then the photo sees
+    them: their albedo is the photo's dark eye, not the drawn fill."""
+    photo, latent, light, cov = _eye_shine_scene(scene, 0.05)
+    cap = eye_specular_cap(photo.prepared, photo.target, latent, light, 0.6, "lobe", 0.5)
+    assert cap is not None and float(cap) < 0.5
+    kept = delight(photo.prepared, photo.target, latent, light, 0.6, "lobe",
+                   DelightSettings(eye_rim=0.0, eye_specular_margin=0.0), size=SIZE)
+    capped = delight(photo.prepared, photo.target, latent, light, 0.6, "lobe",
+                     DelightSettings(eye_rim=0.0), size=SIZE)
+    core = cov > 0.99
+    torch.testing.assert_close(kept.maps.specular, latent.specular)
+    assert float(capped.maps.specular[0, 0][core].max()) <= float(cap) + 1e-6
+    # with the drawn 0.9 the eyes' diffuse is 10 %: too dim to be seen well, so the eyes
+    # stay mostly the latent fill (the skin-coloured prior here); capped, they are seen
+    assert float(kept.confidence[0, 0][core].median()) < 0.5
+    assert float(kept.maps.albedo[0, 1][core].median()) > 0.1
+    assert float(capped.confidence[0, 0][core].median()) > 0.9
+    assert float(capped.maps.albedo[0, 1][core].median()) < 0.03  # the photo's dark eye (0.01)
+
+
+def test_eyes_as_shiny_as_drawn_keep_their_shine(scene):
+    photo, latent, light, cov = _eye_shine_scene(scene, 0.9)
+    cap = eye_specular_cap(photo.prepared, photo.target, latent, light, 0.6, "lobe", 0.5)
+    assert cap is not None and float(cap) >= 0.9
+    d = delight(photo.prepared, photo.target, latent, light, 0.6, "lobe", DelightSettings(), size=SIZE)
+    torch.testing.assert_close(d.maps.specular, latent.specular)
+
+
+def test_capping_the_eye_shine_leaves_no_bright_ring():
+    size = 128
+    cov = torch.from_numpy(eyes_uv_coverage(size))
+    near = torch.nn.functional.max_pool2d((cov > 0).float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
+    spec = torch.where(near, torch.full_like(cov, 0.9), torch.full_like(cov, 0.25))[None, None]
+    out = cap_eye_specular(spec, 0.1)
+    assert float(out[0, 0][cov > 0.99].max()) == pytest.approx(0.1)
+    # every texel the drawn shine reached ends at most at the skin's 0.25
+    assert float(out[0, 0][near].max()) <= 0.25 + 1e-6
+    torch.testing.assert_close(out[0, 0][~near], spec[0, 0][~near])
+    # a cap above the skin level leaves the lid share at the cap, never above the drawn value
+    high = cap_eye_specular(spec, 0.5)
+    assert float(high[0, 0][near].max()) <= 0.5 + 1e-6
+    with pytest.raises(InputError, match="eye_specular_margin"):
+        DelightSettings(eye_specular_margin=2.0)
 
 
 def test_skin_texels_end_inside_the_skin_range(scene):
