@@ -7,6 +7,10 @@ teeth's own colours), and shading the SH light and the baked occlusion cannot ex
 residual to the photo and so put both into the albedo. Here the two are told apart by
 their spatial scale, in closed form, with no optimizer:
 
+0. The eye openings' specular weight is capped at what their darkest pixels allow
+   (:func:`eye_specular_cap`). The networks draw every eye as shiny as the synthetic
+   generator's (``t_r`` ≈ 0.9), and with a diffuse weight of ``1 − t_r`` real eyes
+   would count as unseen.
 1. Every covered pixel ``p`` is shaded under the fitted light with albedo 1, giving its
    irradiance factor ``E_p`` (diffuse, occlusion included) and specular ``S_p``; its
    *observed albedo* is ``a_p = (photo_p − S_p) / E_p`` (linear RGB).
